@@ -1,0 +1,32 @@
+// Command bifromq runs a BifroMQ-Go broker node.
+//
+//	bifromq [run] [flags]    run a broker (see bifromq --help)
+//	bifromq version          print the version
+//
+// Everything but signal handling lives in standalone.Main, so it is tested
+// there. Subcommands defined outside package standalone are passed to it
+// here, as extra standalone.Command values.
+//
+// The version is set at link time:
+//
+//	go build -ldflags "-X github.com/bifromq-go/bifromq/standalone.version=v1.2.3" ./cmd/bifromq
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/bifromq-go/bifromq/standalone"
+)
+
+func main() {
+	// The first SIGINT or SIGTERM stops the broker gracefully; once it has
+	// arrived the handlers are reset, so a second one kills the process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	code := standalone.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,17 @@
+// Package dist is subscription routing: routes (tenant, topic filter
+// levels, receiver) kept in the dist.worker basekv store, ordered by tenant
+// then filter levels, with normal, $share/<group>/<filter> and
+// $oshare/<group>/<filter> routes. Matching walks the sorted routes once,
+// seeking rather than scanning; $-topics never match a leading wildcard; a
+// per-tenant match cache is updated incrementally.
+//
+// Contract (see DESIGN.md §5; built by the dist issue): Pub(topic, message,
+// publisher) returns the fan-out count and, for QoS 1 and 2, returns only
+// after every persistent delivery is durable; deliveries are batched and
+// grouped by target through the Deliverer interface that the mqtt frontend
+// (transient sessions) and inbox (persistent sessions) register; a
+// receiver that no longer exists is unrouted. dist imports neither mqtt
+// nor inbox.
+//
+// Until that issue lands this package holds only this contract.
+package dist

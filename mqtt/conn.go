@@ -1,0 +1,583 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bifromq-go/bifromq/mqtt/internal/transport"
+	"github.com/bifromq-go/bifromq/mqtt/packet"
+)
+
+// conn is one client connection. Its serve goroutine owns every field but
+// those under wmu (the write side, shared with shutdown) and the atomics.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	kind   ListenerKind
+	over   bool // accepted over MaxConnections: answer CONNECT with a refusal
+	rd     *packet.Reader
+	remote string
+
+	version   packet.Version
+	clientID  string
+	keepAlive time.Duration // read deadline after CONNACK: 1.5x keep alive; 0 none
+	// Negotiated v5 limits.
+	clientMaxPacket uint32 // client's Maximum Packet Size; 0 no limit
+	problemInfo     bool   // client accepts reason strings and user properties
+	sessionExpiry   uint32
+	// Inbound state.
+	qos2In  map[uint16]struct{} // QoS 2 packet ids awaiting PUBREL
+	aliases map[uint16]string   // inbound topic aliases
+	pub     packet.Publish      // reused for every inbound PUBLISH
+
+	connected atomic.Bool // CONNACK success sent; version is set
+	stopping  atomic.Bool // the server is shutting this connection down
+
+	wmu  sync.Mutex
+	wbuf []byte
+}
+
+func newConn(s *Server, nc net.Conn, kind ListenerKind, over bool) *conn {
+	return &conn{s: s, nc: nc, kind: kind, over: over, rd: packet.NewReader(nc, s.opts.MaxPacketSize)}
+}
+
+// release returns the connection's pooled buffers.
+func (c *conn) release() {
+	c.rd.Release()
+	if c.over {
+		c.s.rejecting.Add(-1)
+	}
+}
+
+// closeReason says why a connection ended, for metrics and logs.
+type closeReason string
+
+func (c *conn) serve() {
+	gauge := c.s.metrics.connections.WithLabelValues(string(c.kind))
+	gauge.Inc()
+	var reason closeReason
+	defer func() {
+		c.nc.Close()
+		c.release()
+		gauge.Dec()
+		if !c.over && c.s.opts.MaxConnections > 0 {
+			c.s.open.Add(-1)
+		}
+		if c.connected.Load() {
+			c.s.metrics.disconnects.WithLabelValues(string(reason)).Inc()
+			c.s.log.Debug("client disconnected", "client_id", c.clientID, "remote", c.remote, "reason", reason)
+		}
+		c.s.untrack(c)
+	}()
+	if !c.connect() {
+		return
+	}
+	reason = c.loop()
+}
+
+// connect runs the handshakes and the CONNECT exchange under the connect
+// timeout. It returns true once a successful CONNACK is sent.
+func (c *conn) connect() bool {
+	s := c.s
+	deadline := time.Now().Add(s.opts.ConnectTimeout)
+	c.nc.SetDeadline(deadline)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	err := transport.Handshake(ctx, c.nc)
+	cancel()
+	if err != nil {
+		s.metrics.rejected.WithLabelValues(rejectHandshake).Inc()
+		s.log.Debug("handshake failed", "kind", c.kind, "err", err)
+		return false
+	}
+	c.remote = c.nc.RemoteAddr().String()
+	h, body, err := c.rd.ReadPacket()
+	if err != nil {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.metrics.rejected.WithLabelValues(rejectConnectTimeout).Inc()
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+			s.metrics.rejected.WithLabelValues(rejectBadConnect).Inc()
+		default:
+			s.metrics.decodeError(err)
+			s.metrics.rejected.WithLabelValues(rejectBadConnect).Inc()
+		}
+		return false
+	}
+	s.metrics.bytesIn.Add(float64(h.Len() + len(body)))
+	s.metrics.packetsIn[h.Type].Inc()
+	if h.Type != packet.CONNECT {
+		// MQTT-3.1.0-1: the first packet must be CONNECT; no CONNACK.
+		s.metrics.rejected.WithLabelValues(rejectNotConnect).Inc()
+		return false
+	}
+	var cp packet.Connect
+	if err := cp.Unpack(h.Flags, body, 0); err != nil {
+		s.metrics.decodeError(err)
+		s.metrics.rejected.WithLabelValues(rejectBadConnect).Inc()
+		s.log.Debug("bad CONNECT", "remote", c.remote, "err", err)
+		code := packet.CodeOf(err)
+		switch {
+		case code == packet.UnsupportedProtocolVersion && (cp.ProtocolName == "MQTT" || cp.ProtocolName == "MQIsdp"):
+			// MQTT-3.1.2-2: answer in the 3.1.1 form with return code 1.
+			c.writeConnack(packet.V311, &packet.Connack{ReasonCode: packet.UnsupportedProtocolVersion})
+		case cp.Version == packet.V5 && cp.ProtocolName == "MQTT":
+			if code != packet.MalformedPacket && code != packet.TopicNameInvalid {
+				code = packet.ProtocolError
+			}
+			c.writeConnack(packet.V5, &packet.Connack{ReasonCode: code})
+		}
+		return false
+	}
+	c.version = cp.Version
+	if s.isStopping() {
+		s.metrics.rejected.WithLabelValues(rejectShuttingDown).Inc()
+		c.refuse(packet.ServerUnavailable, "server shutting down")
+		return false
+	}
+	if c.over {
+		s.metrics.rejected.WithLabelValues(rejectMaxConnections).Inc()
+		c.refuse(packet.QuotaExceeded, "too many connections")
+		return false
+	}
+	ack := packet.Connack{}
+	if !c.negotiate(&cp, &ack) {
+		return false
+	}
+	if !c.writeConnack(c.version, &ack) {
+		return false
+	}
+	c.connected.Store(true)
+	c.nc.SetDeadline(time.Time{})
+	s.log.Debug("client connected", "client_id", c.clientID, "remote", c.remote, "version", c.version, "kind", c.kind)
+	return true
+}
+
+// negotiate checks a decoded CONNECT against the server's limits and fills
+// the CONNACK's properties. It answers a refusal itself and returns false.
+func (c *conn) negotiate(cp *packet.Connect, ack *packet.Connack) bool {
+	s := c.s
+	o := &s.opts
+	c.clientID = cp.ClientID
+	if len(cp.ClientID) > o.MaxClientIDLength {
+		s.metrics.rejected.WithLabelValues(rejectClientID).Inc()
+		c.refuse(packet.ClientIdentifierNotValid, "client identifier too long")
+		return false
+	}
+	if cp.ClientID == "" {
+		// 3.1 requires an identifier; 3.1.1 allows none only with a clean
+		// session (MQTT-3.1.3-8); v5 gets one assigned (MQTT-3.2.2-16).
+		if c.version == packet.V31 || (c.version == packet.V311 && !cp.CleanStart) {
+			s.metrics.rejected.WithLabelValues(rejectClientID).Inc()
+			c.refuse(packet.ClientIdentifierNotValid, "empty client identifier")
+			return false
+		}
+		c.clientID = assignClientID()
+		if c.version == packet.V5 {
+			ack.Properties.AssignedClientID = c.clientID
+		}
+	}
+	ka := cp.KeepAlive
+	if o.MaxKeepAlive > 0 && (ka == 0 || ka > o.MaxKeepAlive) {
+		if c.version != packet.V5 {
+			// v3 cannot be told a shorter keep alive.
+			s.metrics.rejected.WithLabelValues(rejectKeepAlive).Inc()
+			c.refuse(packet.ClientIdentifierNotValid, "keep alive over the server maximum")
+			return false
+		}
+		ka = o.MaxKeepAlive
+		ack.Properties.ServerKeepAlive = ka
+	}
+	if ka > 0 {
+		c.keepAlive = time.Duration(ka) * 1500 * time.Millisecond
+	}
+	if c.version == packet.V5 {
+		p := &cp.Properties
+		if p.AuthMethod != "" {
+			// Enhanced authentication methods arrive with the auth issue.
+			s.metrics.rejected.WithLabelValues(rejectAuthMethod).Inc()
+			c.refuse(packet.BadAuthenticationMethod, "authentication method not supported")
+			return false
+		}
+		c.clientMaxPacket = p.MaximumPacketSize
+		c.problemInfo = !p.Has(packet.PropRequestProblemInfo) || p.RequestProblemInfo == 1
+		c.sessionExpiry = p.SessionExpiry
+		if c.sessionExpiry > 0 {
+			// Sessions are not kept yet: say so (MQTT-3.2.2.3.2).
+			ack.Properties.SessionExpiry = 0
+			ack.Properties.Mark(packet.PropSessionExpiry)
+			c.sessionExpiry = 0
+		}
+		if o.ReceiveMaximum != 65535 {
+			ack.Properties.ReceiveMaximum = o.ReceiveMaximum
+		}
+		ack.Properties.MaximumPacketSize = uint32(o.MaxPacketSize)
+		if o.TopicAliasMaximum > 0 {
+			ack.Properties.TopicAliasMaximum = uint16(o.TopicAliasMaximum)
+		}
+	}
+	return true
+}
+
+func assignClientID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "auto-" + hex.EncodeToString(b[:])
+}
+
+// refuse answers CONNECT with a failure code in the client's version.
+func (c *conn) refuse(code packet.ReasonCode, reason string) {
+	ack := &packet.Connack{ReasonCode: code}
+	if c.version == packet.V5 {
+		ack.Properties.ReasonString = reason
+	}
+	c.writeConnack(c.version, ack)
+}
+
+func (c *conn) writeConnack(v packet.Version, ack *packet.Connack) bool {
+	return c.write(ack, v) == nil
+}
+
+// loop reads and handles packets until the connection ends.
+func (c *conn) loop() closeReason {
+	s := c.s
+	for {
+		if c.keepAlive > 0 && !c.stopping.Load() {
+			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
+		}
+		h, body, err := c.rd.ReadPacket()
+		if c.stopping.Load() {
+			// Draining after the server's DISCONNECT: drop what comes
+			// until the client closes or the drain deadline passes.
+			if err != nil {
+				return "server_shutdown"
+			}
+			continue
+		}
+		if err != nil {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				c.disconnect(packet.KeepAliveTimeout, "")
+				return "keep_alive_timeout"
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+				return "connection_lost"
+			}
+			var pe *packet.Error
+			if errors.As(err, &pe) {
+				s.metrics.decodeError(err)
+				c.disconnect(pe.Code, pe.Msg)
+				return closeReason("decode_" + codeLabel(pe.Code))
+			}
+			return "read_error"
+		}
+		s.metrics.bytesIn.Add(float64(h.Len() + len(body)))
+		s.metrics.packetsIn[h.Type].Inc()
+		if done, reason := c.handle(h, body); done {
+			return reason
+		}
+	}
+}
+
+func codeLabel(code packet.ReasonCode) string {
+	switch code {
+	case packet.MalformedPacket:
+		return "malformed"
+	case packet.PacketTooLarge:
+		return "packet_too_large"
+	case packet.TopicNameInvalid:
+		return "topic_name_invalid"
+	case packet.TopicAliasInvalid:
+		return "topic_alias_invalid"
+	}
+	return "protocol_error"
+}
+
+// violation ends the connection for a protocol error found after decoding.
+func (c *conn) violation(code packet.ReasonCode, msg string) (bool, closeReason) {
+	c.s.metrics.decodeErrs.WithLabelValues(code.String()).Inc()
+	c.s.log.Debug("protocol violation", "client_id", c.clientID, "remote", c.remote, "code", code, "msg", msg)
+	c.disconnect(code, msg)
+	return true, closeReason("violation_" + codeLabel(code))
+}
+
+// handle processes one packet after CONNECT. It returns true when the
+// connection must end.
+func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
+	v := c.version
+	switch h.Type {
+	case packet.PUBLISH:
+		return c.handlePublish(h, body)
+	case packet.PUBREL:
+		var p packet.Pubrel
+		if err := p.Unpack(h.Flags, body, v); err != nil {
+			return c.decodeFailed(err)
+		}
+		ack := packet.Pubcomp{PacketID: p.PacketID}
+		if _, ok := c.qos2In[p.PacketID]; ok {
+			delete(c.qos2In, p.PacketID)
+		} else {
+			ack.ReasonCode = packet.PacketIdentifierNotFound
+		}
+		return c.reply(&ack)
+	case packet.PUBACK, packet.PUBREC, packet.PUBCOMP:
+		// Nothing is sent to clients until routing lands, so no outbound
+		// QoS 1/2 flow is open; check the packet and drop it.
+		if _, err := packet.Decode(h, body, v); err != nil {
+			return c.decodeFailed(err)
+		}
+		return false, ""
+	case packet.SUBSCRIBE:
+		var p packet.Subscribe
+		if err := p.Unpack(h.Flags, body, v); err != nil {
+			return c.decodeFailed(err)
+		}
+		return c.handleSubscribe(&p)
+	case packet.UNSUBSCRIBE:
+		var p packet.Unsubscribe
+		if err := p.Unpack(h.Flags, body, v); err != nil {
+			return c.decodeFailed(err)
+		}
+		ack := packet.Unsuback{PacketID: p.PacketID}
+		if v == packet.V5 {
+			ack.ReasonCodes = make([]packet.ReasonCode, len(p.Filters))
+			for i, f := range p.Filters {
+				if packet.ValidateTopicFilter(f) != nil {
+					ack.ReasonCodes[i] = packet.TopicFilterInvalid
+				} else {
+					ack.ReasonCodes[i] = packet.NoSubscriptionExisted
+				}
+			}
+		}
+		return c.reply(&ack)
+	case packet.PINGREQ:
+		if err := (&packet.Pingreq{}).Unpack(h.Flags, body, v); err != nil {
+			return c.decodeFailed(err)
+		}
+		return c.reply(&packet.Pingresp{})
+	case packet.DISCONNECT:
+		var p packet.Disconnect
+		if err := p.Unpack(h.Flags, body, v); err != nil {
+			return c.decodeFailed(err)
+		}
+		if v == packet.V5 && c.sessionExpiry == 0 && p.Properties.SessionExpiry != 0 {
+			// MQTT-3.14.2-1: expiry cannot go from 0 to non-zero.
+			return c.violation(packet.ProtocolError, "session expiry set on DISCONNECT after 0 at CONNECT")
+		}
+		return true, "client_disconnect"
+	case packet.AUTH:
+		if _, err := packet.Decode(h, body, v); err != nil {
+			return c.decodeFailed(err)
+		}
+		// MQTT-4.12.0-?: AUTH without an authentication method in CONNECT.
+		return c.violation(packet.ProtocolError, "AUTH without enhanced authentication")
+	case packet.CONNECT:
+		return c.violation(packet.ProtocolError, "second CONNECT") // MQTT-3.1.0-2
+	default:
+		// CONNACK, SUBACK, UNSUBACK, PINGRESP travel only to clients;
+		// type 0 (and 15 before v5) is reserved.
+		if h.Type == 0 || (h.Type == packet.AUTH && v != packet.V5) {
+			return c.violation(packet.MalformedPacket, "reserved packet type")
+		}
+		return c.violation(packet.ProtocolError, h.Type.String()+" sent by a client")
+	}
+}
+
+func (c *conn) decodeFailed(err error) (bool, closeReason) {
+	code := packet.CodeOf(err)
+	c.s.metrics.decodeError(err)
+	c.s.log.Debug("bad packet", "client_id", c.clientID, "remote", c.remote, "err", err)
+	c.disconnect(code, err.Error())
+	return true, closeReason("decode_" + codeLabel(code))
+}
+
+func (c *conn) handlePublish(h packet.FixedHeader, body []byte) (bool, closeReason) {
+	p := &c.pub
+	if err := p.Unpack(h.Flags, body, c.version); err != nil {
+		return c.decodeFailed(err)
+	}
+	if c.version == packet.V5 {
+		if len(p.Properties.SubscriptionIDs) > 0 {
+			return c.violation(packet.ProtocolError, "PUBLISH from a client with a subscription identifier") // MQTT-3.3.4-6
+		}
+		if alias := p.Properties.TopicAlias; alias != 0 {
+			if int(alias) > c.s.opts.TopicAliasMaximum {
+				return c.violation(packet.TopicAliasInvalid, "topic alias over the maximum") // MQTT-3.3.2-9
+			}
+			if len(p.Topic) > 0 {
+				if c.aliases == nil {
+					c.aliases = make(map[uint16]string)
+				}
+				if c.aliases[alias] != string(p.Topic) {
+					c.aliases[alias] = string(p.Topic)
+				}
+			} else if _, ok := c.aliases[alias]; !ok {
+				return c.violation(packet.ProtocolError, "unknown topic alias")
+			}
+		}
+	}
+	switch p.QoS {
+	case packet.AtLeastOnce:
+		return c.reply(&packet.Puback{PacketID: p.PacketID, ReasonCode: c.noSubscribers()})
+	case packet.ExactlyOnce:
+		if _, dup := c.qos2In[p.PacketID]; !dup {
+			if len(c.qos2In) >= int(c.s.opts.ReceiveMaximum) {
+				return c.violation(packet.ReceiveMaximumExceeded, "more QoS 2 messages awaiting PUBREL than Receive Maximum") // MQTT-3.3.4-8
+			}
+			if c.qos2In == nil {
+				c.qos2In = make(map[uint16]struct{})
+			}
+			c.qos2In[p.PacketID] = struct{}{}
+		}
+		return c.reply(&packet.Pubrec{PacketID: p.PacketID, ReasonCode: c.noSubscribers()})
+	}
+	return false, ""
+}
+
+// noSubscribers is the v5 acknowledgement code while nothing is routed.
+func (c *conn) noSubscribers() packet.ReasonCode {
+	if c.version == packet.V5 {
+		return packet.NoMatchingSubscribers
+	}
+	return packet.Success
+}
+
+func (c *conn) handleSubscribe(p *packet.Subscribe) (bool, closeReason) {
+	v := c.version
+	ack := packet.Suback{PacketID: p.PacketID, ReasonCodes: make([]packet.ReasonCode, len(p.Subscriptions))}
+	for i, sub := range p.Subscriptions {
+		if err := packet.ValidateTopicFilter(sub.Filter); err != nil {
+			ack.ReasonCodes[i] = packet.TopicFilterInvalid // 0x80 for v3
+			continue
+		}
+		if v == packet.V5 && sub.NoLocal && isShared(sub.Filter) {
+			return c.violation(packet.ProtocolError, "no local on a shared subscription") // MQTT-3.8.3-4
+		}
+		ack.ReasonCodes[i] = packet.ReasonCode(sub.QoS)
+	}
+	return c.reply(&ack)
+}
+
+func isShared(filter string) bool {
+	return len(filter) > len(packet.SharePrefix) && filter[:len(packet.SharePrefix)] == packet.SharePrefix ||
+		len(filter) > len(packet.OrderedSharePrefix) && filter[:len(packet.OrderedSharePrefix)] == packet.OrderedSharePrefix
+}
+
+// reply writes a response; a failed write ends the connection.
+func (c *conn) reply(p packet.Packet) (bool, closeReason) {
+	if err := c.write(p, c.version); err != nil {
+		return true, "write_error"
+	}
+	return false, ""
+}
+
+// disconnect sends a v5 DISCONNECT with code (mapped to a code DISCONNECT
+// may carry) before the connection closes; v3 has no such packet.
+func (c *conn) disconnect(code packet.ReasonCode, reason string) {
+	if c.version != packet.V5 || !c.connected.Load() {
+		return
+	}
+	switch code {
+	case packet.MalformedPacket, packet.ProtocolError, packet.PacketTooLarge, packet.TopicNameInvalid,
+		packet.TopicAliasInvalid, packet.ReceiveMaximumExceeded, packet.KeepAliveTimeout,
+		packet.ServerShuttingDown:
+	default:
+		code = packet.ProtocolError
+	}
+	d := &packet.Disconnect{ReasonCode: code}
+	if c.problemInfo {
+		d.Properties.ReasonString = reason
+	}
+	c.write(d, packet.V5)
+}
+
+// write encodes p for version v and writes it under the write lock. For a
+// v5 client with a Maximum Packet Size, a packet over it is first shrunk
+// by dropping its reason string and user properties (MQTT-3.1.2-25), and
+// dropped if still too large.
+func (c *conn) write(p packet.Packet, v packet.Version) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	buf, err := p.Append(c.wbuf[:0], v)
+	if err != nil {
+		c.s.log.Error("encoding a packet", "type", p.Type(), "err", err)
+		return err
+	}
+	if c.clientMaxPacket > 0 && len(buf) > int(c.clientMaxPacket) {
+		buf, err = c.shrink(p, v)
+		if err != nil {
+			return nil // dropped, as MQTT 5 requires; the session goes on
+		}
+	}
+	c.wbuf = buf
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
+	n, err := c.nc.Write(buf)
+	c.s.metrics.bytesOut.Add(float64(n))
+	if err != nil {
+		return err
+	}
+	c.s.metrics.packetsOut[p.Type()].Inc()
+	if cap(c.wbuf) > 64<<10 {
+		c.wbuf = nil // do not keep a large buffer for an idle connection
+	}
+	return nil
+}
+
+var errTooLarge = errors.New("mqtt: packet over the client's maximum packet size")
+
+func (c *conn) shrink(p packet.Packet, v packet.Version) ([]byte, error) {
+	var props *packet.Properties
+	switch p := p.(type) {
+	case *packet.Puback:
+		props = &p.Properties
+	case *packet.Pubrec:
+		props = &p.Properties
+	case *packet.Pubrel:
+		props = &p.Properties
+	case *packet.Pubcomp:
+		props = &p.Properties
+	case *packet.Suback:
+		props = &p.Properties
+	case *packet.Unsuback:
+		props = &p.Properties
+	case *packet.Disconnect:
+		props = &p.Properties
+	case *packet.Connack:
+		props = &p.Properties
+	}
+	if props != nil {
+		props.ReasonString, props.User = "", nil
+		buf, err := p.Append(c.wbuf[:0], v)
+		if err == nil && len(buf) <= int(c.clientMaxPacket) {
+			return buf, nil
+		}
+	}
+	return nil, errTooLarge
+}
+
+// shutdown is called by Server.Close: a connected v5 client gets DISCONNECT
+// 0x8B; every connection then half-closes and its serve goroutine drains
+// what the client still sends until the client closes or ctx ends, so the
+// DISCONNECT is not lost to a reset.
+func (c *conn) shutdown(ctx context.Context) {
+	c.stopping.Store(true)
+	if deadline, ok := ctx.Deadline(); ok {
+		c.nc.SetReadDeadline(deadline)
+	}
+	if !c.connected.Load() {
+		c.nc.Close()
+		return
+	}
+	c.disconnect(packet.ServerShuttingDown, "server shutting down")
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		c.nc.Close()
+	}
+}

@@ -1,0 +1,209 @@
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bifromq-go/bifromq/apiserver"
+	"github.com/bifromq-go/bifromq/mqtt"
+)
+
+// Option adjusts how Start runs a node (as opposed to Config, which is what
+// the operator configures).
+type Option func(*nodeOptions)
+
+type nodeOptions struct {
+	logger *slog.Logger
+}
+
+// WithLogger sends the node's logs to l instead of a logger built from
+// Config.Log writing to stderr.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *nodeOptions) { o.logger = l }
+}
+
+// Node is one running broker: its data directory lock, its metrics registry,
+// its MQTT server and its HTTP API. Its methods are safe for concurrent use.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	lock *dirLock
+	mqtt *mqtt.Server
+	api  *apiserver.Server // nil when api.addr is off
+
+	state atomic.Int32 // a nodeState
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type nodeState int32
+
+const (
+	nodeStarting nodeState = iota
+	nodeReady
+	nodeStopping
+)
+
+// Start validates cfg, locks the data directory and starts the MQTT server,
+// then the HTTP API. ctx bounds the start only: the node runs until Close.
+// On failure everything started is stopped again and the lock released.
+func Start(ctx context.Context, cfg Config, opts ...Option) (*Node, error) {
+	var o nodeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if o.logger == nil {
+		l, err := NewLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
+		if err != nil {
+			return nil, err
+		}
+		o.logger = l
+	}
+	n := &Node{cfg: cfg, log: o.logger}
+	if err := n.start(ctx); err != nil {
+		n.stop()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	dir, err := filepath.Abs(n.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("standalone: data dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("standalone: creating data dir: %w", err)
+	}
+	if n.lock, err = lockDir(dir); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("standalone: start: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace:   "bifromq",
+		Name:        "build_info",
+		Help:        "Always 1; the labels name the build.",
+		ConstLabels: prometheus.Labels{"version": Version(), "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo,
+	)
+
+	mo := n.cfg.MQTTOptions()
+	mo.Logger = n.log
+	mo.Registerer = reg
+	if n.mqtt, err = mqtt.NewServer(mo); err != nil {
+		return fmt.Errorf("standalone: mqtt server: %w", err)
+	}
+	if err := n.mqtt.Start(); err != nil {
+		return fmt.Errorf("standalone: starting mqtt server: %w", err)
+	}
+	n.state.Store(int32(nodeReady))
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("standalone: start: %w", err)
+	}
+
+	if !isOff(n.cfg.API.Addr) {
+		api, err := apiserver.New(apiserver.Options{
+			Addr:       n.cfg.API.Addr,
+			Token:      n.cfg.API.Token,
+			Gatherer:   reg,
+			Registerer: reg,
+			Ready:      n.ready,
+			Logger:     n.log,
+		})
+		if err != nil {
+			return fmt.Errorf("standalone: api server: %w", err)
+		}
+		n.api = api
+		if err := api.Start(); err != nil {
+			return fmt.Errorf("standalone: starting api server: %w", err)
+		}
+	}
+	return nil
+}
+
+// ready is the API's readiness: ready from the MQTT server's start until
+// Close begins.
+func (n *Node) ready() error {
+	switch nodeState(n.state.Load()) {
+	case nodeReady:
+		return nil
+	case nodeStopping:
+		return errors.New("the node is shutting down")
+	default:
+		return errors.New("the mqtt server is starting")
+	}
+}
+
+// MQTTAddr returns the bound address of the MQTT listener of kind k, or nil
+// when that listener is off.
+func (n *Node) MQTTAddr(k mqtt.ListenerKind) net.Addr { return n.mqtt.Addr(k) }
+
+// APIAddr returns the bound address of the HTTP API, or nil when it is off.
+func (n *Node) APIAddr() net.Addr {
+	if n.api == nil {
+		return nil
+	}
+	return n.api.Addr()
+}
+
+// Close stops the node, in this order:
+//
+//  1. /readyz turns 503 ("shutting down"), so load balancers stop sending
+//     new clients while the API still answers;
+//  2. the MQTT server closes: it stops accepting, tells v5 clients
+//     DISCONNECT 0x8B (server shutting down) and waits up to
+//     mqtt.drainTimeout for their connections to close;
+//  3. the HTTP API closes;
+//  4. the data directory lock is released.
+//
+// It is idempotent; every call returns the first call's result.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.stop() })
+	return n.closeErr
+}
+
+// stop undoes what start did, whatever point start reached.
+func (n *Node) stop() error {
+	n.state.Store(int32(nodeStopping))
+	var errs []error
+	if n.mqtt != nil {
+		if err := n.mqtt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("standalone: closing mqtt server: %w", err))
+		}
+	}
+	if n.api != nil {
+		if err := n.api.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("standalone: closing api server: %w", err))
+		}
+	}
+	if n.lock != nil {
+		if err := n.lock.release(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
