@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/bifromq-go/bifromq/testsuite"
 )
 
 // runAsMain makes the test binary run main() instead of the tests, so the
@@ -74,58 +77,97 @@ func TestUsageExitCodes(t *testing.T) {
 	}
 }
 
+// broker is the real binary running as a child process.
+type broker struct {
+	cmd     *exec.Cmd
+	log     *bytes.Buffer // complete once stop returned
+	copied  chan struct{}
+	mqttTCP string // host:port of the MQTT TCP listener, from the start line
+}
+
+// startBroker runs the binary on free loopback ports and waits for its
+// start line.
+func startBroker(t *testing.T) *broker {
+	t.Helper()
+	cmd := command(t,
+		"--data-dir", filepath.Join(t.TempDir(), "data"),
+		"--mqtt-tcp", "127.0.0.1:0", "--mqtt-ws", "off", "--api-addr", "127.0.0.1:0",
+	)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b := &broker{cmd: cmd, log: &bytes.Buffer{}, copied: make(chan struct{})}
+	started := make(chan string, 1)
+	go func() {
+		defer close(b.copied)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			b.log.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "bifromq started") {
+				_, addr, _ := strings.Cut(sc.Text(), "mqtt.tcp=")
+				addr, _, _ = strings.Cut(addr, " ")
+				started <- addr
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case b.mqttTCP = <-started:
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		<-b.copied
+		cmd.Wait()
+		t.Fatalf("no start line within 15s:\n%s", b.log.String())
+	}
+	return b
+}
+
+// stop signals the broker and returns its exit error.
+func (b *broker) stop(t *testing.T, sig os.Signal) error {
+	t.Helper()
+	if err := b.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	<-b.copied
+	return b.cmd.Wait()
+}
+
 // TestSignalStopsGracefully runs a broker and stops it with SIGTERM, then
 // SIGINT: each time it logs its addresses, stops cleanly and exits 0.
 func TestSignalStopsGracefully(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			cmd := command(t,
-				"--data-dir", filepath.Join(t.TempDir(), "data"),
-				"--mqtt-tcp", "127.0.0.1:0", "--mqtt-ws", "off", "--api-addr", "127.0.0.1:0",
-			)
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var log bytes.Buffer
-			started := make(chan bool, 1)
-			copied := make(chan struct{})
-			go func() {
-				defer close(copied)
-				sc := bufio.NewScanner(stderr)
-				for sc.Scan() {
-					log.WriteString(sc.Text() + "\n")
-					if strings.Contains(sc.Text(), "bifromq started") {
-						started <- true
-					}
-				}
-				io.Copy(io.Discard, stderr)
-			}()
-
-			select {
-			case <-started:
-			case <-time.After(15 * time.Second):
-				cmd.Process.Kill()
-				<-copied
-				cmd.Wait()
-				t.Fatalf("no start line within 15s:\n%s", log.String())
-			}
-			if err := cmd.Process.Signal(sig); err != nil {
-				t.Fatal(err)
-			}
-			<-copied
-			err = cmd.Wait()
-			if err != nil {
-				t.Errorf("after %v: %v, want exit 0; log:\n%s", sig, err, log.String())
+			b := startBroker(t)
+			if err := b.stop(t, sig); err != nil {
+				t.Errorf("after %v: %v, want exit 0; log:\n%s", sig, err, b.log.String())
 			}
 			for _, want := range []string{"mqtt.tcp=127.0.0.1:", "api=127.0.0.1:", "bifromq stopped"} {
-				if !strings.Contains(log.String(), want) {
-					t.Errorf("log lacks %q:\n%s", want, log.String())
+				if !strings.Contains(b.log.String(), want) {
+					t.Errorf("log lacks %q:\n%s", want, b.log.String())
 				}
 			}
 		})
+	}
+}
+
+// TestBinaryServesMosquittoPub runs the real binary and publishes to it with
+// Debian's mosquitto_pub in every protocol version.
+func TestBinaryServesMosquittoPub(t *testing.T) {
+	pub := testsuite.RequireTool(t, "mosquitto_pub")
+	b := startBroker(t)
+	defer b.stop(t, syscall.SIGTERM)
+	host, port, err := net.SplitHostPort(b.mqttTCP)
+	if err != nil {
+		t.Fatalf("start line address %q: %v", b.mqttTCP, err)
+	}
+	for _, v := range []string{"mqttv31", "mqttv311", "mqttv5"} {
+		out, err := exec.Command(pub, "-h", host, "-p", port, "-V", v, "-q", "1", "-t", "t", "-m", "m").CombinedOutput()
+		if err != nil {
+			t.Errorf("mosquitto_pub -V %s: %v\n%s", v, err, out)
+		}
 	}
 }
