@@ -499,8 +499,9 @@ func (c *conn) disconnect(code packet.ReasonCode, reason string) {
 
 // write encodes p for version v and writes it under the write lock. For a
 // v5 client with a Maximum Packet Size, a packet over it is first shrunk
-// by dropping its reason string and user properties (MQTT-3.1.2-25), and
-// dropped if still too large.
+// by dropping its reason string and user properties (MQTT-3.1.2-25); a
+// PUBLISH still too large is discarded, any other packet fails with
+// errTooLarge.
 func (c *conn) write(p packet.Packet, v packet.Version) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -512,7 +513,14 @@ func (c *conn) write(p packet.Packet, v packet.Version) error {
 	if c.clientMaxPacket > 0 && len(buf) > int(c.clientMaxPacket) {
 		buf, err = c.shrink(p, v)
 		if err != nil {
-			return nil // dropped, as MQTT 5 requires; the session goes on
+			if p.Type() == packet.PUBLISH {
+				return nil // discarded, as MQTT-3.1.2-25 requires; the session goes on
+			}
+			// A protocol response that cannot fit: the client's limit makes
+			// the protocol impossible, so the connection ends.
+			c.s.log.Debug("response over the client's maximum packet size", "client_id", c.clientID,
+				"type", p.Type(), "max", c.clientMaxPacket)
+			return err
 		}
 	}
 	c.wbuf = buf
@@ -532,26 +540,10 @@ func (c *conn) write(p packet.Packet, v packet.Version) error {
 var errTooLarge = errors.New("mqtt: packet over the client's maximum packet size")
 
 func (c *conn) shrink(p packet.Packet, v packet.Version) ([]byte, error) {
-	var props *packet.Properties
-	switch p := p.(type) {
-	case *packet.Puback:
-		props = &p.Properties
-	case *packet.Pubrec:
-		props = &p.Properties
-	case *packet.Pubrel:
-		props = &p.Properties
-	case *packet.Pubcomp:
-		props = &p.Properties
-	case *packet.Suback:
-		props = &p.Properties
-	case *packet.Unsuback:
-		props = &p.Properties
-	case *packet.Disconnect:
-		props = &p.Properties
-	case *packet.Connack:
-		props = &p.Properties
+	if p.Type() == packet.PUBLISH {
+		return nil, errTooLarge // a message's properties are its content
 	}
-	if props != nil {
+	if props := packet.PropertiesOf(p); props != nil {
 		props.ReasonString, props.User = "", nil
 		buf, err := p.Append(c.wbuf[:0], v)
 		if err == nil && len(buf) <= int(c.clientMaxPacket) {

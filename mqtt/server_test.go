@@ -576,3 +576,21 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestClientMaximumPacketSize checks that a packet over the v5 client's
+// Maximum Packet Size loses its reason string rather than being sent too
+// large (MQTT-3.1.2-25).
+func TestClientMaximumPacketSize(t *testing.T) {
+	s := startServer(t, Options{})
+	c := dial(t, s)
+	// The CONNACK (16 bytes) fits in 20.
+	c.connect(&packet.Connect{Version: packet.V5, ClientID: "small", Properties: packet.Properties{MaximumPacketSize: 20}})
+	c.sendHex(connectV5) // a second CONNECT: DISCONNECT 0x82 with a long reason string
+	c.expectHex("e0 01 82")
+	c.expectClosed()
+	// A limit the CONNACK cannot meet ends the connection without one.
+	c2 := dial(t, s)
+	c2.v = packet.V5
+	c2.send(&packet.Connect{Version: packet.V5, ClientID: "tiny", Properties: packet.Properties{MaximumPacketSize: 8}})
+	c2.expectClosed()
+}

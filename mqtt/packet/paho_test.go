@@ -55,7 +55,7 @@ func TestCorpusAgainstPaho(t *testing.T) {
 			case PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT, AUTH:
 				return
 			}
-			if ownProps(ours).String() == "{}" && !hasWillProps(ours) {
+			if props := PropertiesOf(ours); (props == nil || props.String() == "{}") && !hasWillProps(ours) {
 				var out bytes.Buffer
 				if _, err := cp.WriteTo(&out); err != nil {
 					t.Fatal(err)
@@ -71,38 +71,6 @@ func TestCorpusAgainstPaho(t *testing.T) {
 func hasWillProps(p Packet) bool {
 	c, ok := p.(*Connect)
 	return ok && c.Will.Properties.String() != "{}"
-}
-
-func ownProps(p Packet) *Properties {
-	switch p := p.(type) {
-	case *Connect:
-		return &p.Properties
-	case *Connack:
-		return &p.Properties
-	case *Publish:
-		return &p.Properties
-	case *Puback:
-		return &p.Properties
-	case *Pubrec:
-		return &p.Properties
-	case *Pubrel:
-		return &p.Properties
-	case *Pubcomp:
-		return &p.Properties
-	case *Subscribe:
-		return &p.Properties
-	case *Suback:
-		return &p.Properties
-	case *Unsubscribe:
-		return &p.Properties
-	case *Unsuback:
-		return &p.Properties
-	case *Disconnect:
-		return &p.Properties
-	case *Auth:
-		return &p.Properties
-	}
-	return &Properties{}
 }
 
 func comparePaho5(t *testing.T, ours Packet, cp *paho5.ControlPacket) {

@@ -156,3 +156,38 @@ func Decode(h FixedHeader, body []byte, v Version) (Packet, error) {
 
 // Encode encodes p for version v into a new slice.
 func Encode(p Packet, v Version) ([]byte, error) { return p.Append(nil, v) }
+
+// PropertiesOf returns the properties of p, or nil for a packet type that
+// has none (PINGREQ, PINGRESP). A CONNECT's will properties are in
+// Connect.Will.
+func PropertiesOf(p Packet) *Properties {
+	switch p := p.(type) {
+	case *Connect:
+		return &p.Properties
+	case *Connack:
+		return &p.Properties
+	case *Publish:
+		return &p.Properties
+	case *Puback:
+		return &p.Properties
+	case *Pubrec:
+		return &p.Properties
+	case *Pubrel:
+		return &p.Properties
+	case *Pubcomp:
+		return &p.Properties
+	case *Subscribe:
+		return &p.Properties
+	case *Suback:
+		return &p.Properties
+	case *Unsubscribe:
+		return &p.Properties
+	case *Unsuback:
+		return &p.Properties
+	case *Disconnect:
+		return &p.Properties
+	case *Auth:
+		return &p.Properties
+	}
+	return nil
+}
