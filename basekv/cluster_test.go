@@ -1,0 +1,289 @@
+package basekv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// cluster is n nodes in one process sharing a directory.
+type cluster struct {
+	t     *testing.T
+	dir   *Directory
+	opts  []Options
+	nodes []*Node
+	kvs   []*KV
+	ro    ReplicaOptions
+}
+
+func newCluster(t *testing.T, n int, ro ReplicaOptions) *cluster {
+	c := &cluster{t: t, dir: NewDirectory(), ro: ro}
+	for i := 0; i < n; i++ {
+		c.opts = append(c.opts, testOptions(t, t.TempDir(), c.dir))
+		c.nodes = append(c.nodes, nil)
+		c.kvs = append(c.kvs, nil)
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			if n != nil {
+				n.Close()
+			}
+		}
+	})
+	return c
+}
+
+func (c *cluster) start(i int) {
+	c.t.Helper()
+	n, err := Open(c.opts[i])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	kv, err := n.KV("kv", c.ro)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[i], c.kvs[i] = n, kv
+}
+
+func (c *cluster) stop(i int) {
+	c.nodes[i].Close()
+	c.nodes[i], c.kvs[i] = nil, nil
+}
+
+// waitVoters waits until every range has want voters.
+func (c *cluster) waitVoters(kv *KV, want int) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		for _, r := range kv.Store().routes().routes {
+			voters, _, err := kv.Store().Members(ctx(c.t), r.desc.ID)
+			if err != nil || len(voters) != want || len(r.holders) < want {
+				ok = false
+			}
+		}
+		if ok && len(kv.Store().Ranges()) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("ranges did not reach %d voters", want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *cluster) leaderIndex(kv *KV) int {
+	c.t.Helper()
+	d := kv.Store().Ranges()[0]
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, n := range c.nodes {
+			if n == nil {
+				continue
+			}
+			if rsm := c.kvs[i].Store().localRange(d.ID); rsm != nil && c.kvs[i].Store().isLeader(d.ID, rsm.replica) {
+				return i
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatal("no leader")
+	return -1
+}
+
+func TestThreeNodesLeaderKill(t *testing.T) {
+	c := newCluster(t, 3, ReplicaOptions{Voters: 3})
+	c.waitVoters(c.kvs[0], 3)
+	cx := ctx(t)
+	for i := 0; i < 50; i++ {
+		if err := c.kvs[i%3].Put(cx, key(i), []byte("v1")); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	leader := c.leaderIndex(c.kvs[0])
+	c.stop(leader)
+	other := (leader + 1) % 3
+	for i := 50; i < 100; i++ {
+		if err := c.kvs[other].Put(cx, key(i), []byte("v2")); err != nil {
+			t.Fatalf("put %d after killing the leader: %v", i, err)
+		}
+	}
+	c.start(leader)
+	// The restarted node catches up: a stale (local) read there sees the
+	// last write.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := c.kvs[leader].Store().Query(cx, key(99), appendBytes([]byte{'G'}, key(99)), false)
+		if err == nil && bytes.Contains(out, []byte("v2")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted node did not catch up: %q %v", out, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pairs, err := c.kvs[leader].Scan(cx, nil, nil, 0)
+	if err != nil || len(pairs) != 100 {
+		t.Fatalf("scan after restart: %d pairs, %v", len(pairs), err)
+	}
+}
+
+func TestSplitUnderWritesAndRouting(t *testing.T) {
+	c := newCluster(t, 3, ReplicaOptions{Voters: 3})
+	c.waitVoters(c.kvs[0], 3)
+	cx := ctx(t)
+	// Writers put increasing values to their own keys while the range
+	// splits; every acknowledged write must be readable, none twice.
+	const writers, perWriter = 8, 60
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perWriter; i++ {
+				k := []byte(fmt.Sprintf("w%d/%03d", w, i))
+				if err := c.kvs[w%3].Put(cx, k, []byte(fmt.Sprint(i))); err != nil {
+					failed.Store(fmt.Errorf("put %s: %w", k, err))
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	right, err := c.kvs[1].Store().Split(cx, []byte("w4"))
+	if err != nil {
+		t.Fatalf("split: %v", err)
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	if string(right.Start) != "w4" {
+		t.Fatalf("right half %s", &right)
+	}
+	ranges := c.kvs[0].Store().Ranges()
+	if len(ranges) != 2 || string(ranges[0].End) != "w4" || string(ranges[1].Start) != "w4" {
+		t.Fatalf("ranges after split: %v", ranges)
+	}
+	for _, kv := range c.kvs {
+		pairs, err := kv.Scan(cx, nil, nil, 0)
+		if err != nil || len(pairs) != writers*perWriter {
+			t.Fatalf("scan: %d pairs, want %d (%v)", len(pairs), writers*perWriter, err)
+		}
+		seen := map[string]bool{}
+		for _, p := range pairs {
+			if seen[string(p.Key)] {
+				t.Fatalf("key %s twice", p.Key)
+			}
+			seen[string(p.Key)] = true
+		}
+	}
+	// Each half answers for its keys, and new writes route to the right one.
+	if err := c.kvs[2].Put(cx, []byte("w7/new"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := c.kvs[0].Get(cx, []byte("w7/new")); !ok || string(v) != "x" || err != nil {
+		t.Fatalf("get after split: %q %v %v", v, ok, err)
+	}
+	c.waitVoters(c.kvs[0], 3)
+}
+
+func TestReplicaChanges(t *testing.T) {
+	c := newCluster(t, 3, ReplicaOptions{Manual: true})
+	cx := ctx(t)
+	st := c.kvs[0].Store()
+	var id uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for len(st.Ranges()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no range")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	id = st.Ranges()[0].ID
+	if err := c.kvs[0].Put(cx, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	n1, n2 := c.nodes[1].ID(), c.nodes[2].ID()
+	if err := st.AddReplica(cx, id, n1, true); err != nil {
+		t.Fatalf("add learner: %v", err)
+	}
+	if err := st.AddReplica(cx, id, n2, false); err != nil {
+		t.Fatalf("add voter: %v", err)
+	}
+	voters, learners, err := st.Members(cx, id)
+	if err != nil || len(voters) != 2 || len(learners) != 1 || learners[0] != n1 {
+		t.Fatalf("members: voters %v learners %v (%v)", voters, learners, err)
+	}
+	// The learner has the data.
+	waitLocal(t, c.kvs[1], []byte("a"), "1")
+	if err := st.AddReplica(cx, id, n1, false); err != nil {
+		t.Fatalf("promote: %v", err)
+	}
+	if voters, learners, _ = st.Members(cx, id); len(voters) != 3 || len(learners) != 0 {
+		t.Fatalf("after promotion: voters %v learners %v", voters, learners)
+	}
+	if err := st.RemoveReplica(cx, id, n2); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if voters, _, _ = st.Members(cx, id); len(voters) != 2 {
+		t.Fatalf("after removal: voters %v", voters)
+	}
+	if c.kvs[2].Store().localRange(id) != nil {
+		t.Fatal("removed replica still running")
+	}
+	if err := c.kvs[2].Put(cx, []byte("b"), []byte("2")); err != nil {
+		t.Fatalf("write through a node without a replica: %v", err)
+	}
+}
+
+func waitLocal(t *testing.T, kv *KV, k []byte, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, err := kv.Store().Query(ctx(t), k, appendBytes([]byte{'G'}, k), false)
+		if err == nil && bytes.HasSuffix(out, []byte(want)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q did not reach %q: %q %v", k, want, out, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestWholeClusterRestart(t *testing.T) {
+	c := newCluster(t, 3, ReplicaOptions{Voters: 3})
+	c.waitVoters(c.kvs[0], 3)
+	cx := ctx(t)
+	for i := 0; i < 200; i++ {
+		if err := c.kvs[i%3].Put(cx, key(i), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.kvs[0].Store().Split(cx, key(100)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.nodes {
+		c.stop(i)
+	}
+	for i := range c.nodes {
+		c.start(i)
+	}
+	cx2, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pairs, err := c.kvs[2].Scan(cx2, nil, nil, 0)
+	if err != nil || len(pairs) != 200 {
+		t.Fatalf("after restart: %d pairs, %v", len(pairs), err)
+	}
+	if n := len(c.kvs[1].Store().Ranges()); n != 2 {
+		t.Fatalf("%d ranges after restart, want 2", n)
+	}
+}

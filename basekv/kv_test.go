@@ -1,0 +1,63 @@
+package basekv
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestSingleNodeKV(t *testing.T) {
+	n := openNode(t, testOptions(t, t.TempDir(), nil))
+	kv, err := n.KV("kv", ReplicaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ctx(t)
+	for i := 0; i < 100; i++ {
+		if err := kv.Put(c, key(i), []byte{byte(i)}); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	v, ok, err := kv.Get(c, key(42))
+	if err != nil || !ok || !bytes.Equal(v, []byte{42}) {
+		t.Fatalf("get: %v %v %v", v, ok, err)
+	}
+	if _, ok, _ := kv.Get(c, []byte("missing")); ok {
+		t.Fatal("missing key found")
+	}
+	pairs, err := kv.Scan(c, key(10), key(20), 0)
+	if err != nil || len(pairs) != 10 || !bytes.Equal(pairs[0].Key, key(10)) || !bytes.Equal(pairs[9].Key, key(19)) {
+		t.Fatalf("scan: %d pairs, %v", len(pairs), err)
+	}
+	if pairs, _ := kv.Scan(c, nil, nil, 5); len(pairs) != 5 {
+		t.Fatalf("scan with limit: %d pairs", len(pairs))
+	}
+	if err := kv.Delete(c, key(42)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := kv.Get(c, key(42)); ok {
+		t.Fatal("deleted key found")
+	}
+	// CAS: create if absent, swap on match, refuse on mismatch, delete.
+	if ok, _, err := kv.CAS(c, []byte("c"), nil, []byte("1")); !ok || err != nil {
+		t.Fatalf("CAS create: %v %v", ok, err)
+	}
+	if ok, cur, _ := kv.CAS(c, []byte("c"), nil, []byte("2")); ok || string(cur) != "1" {
+		t.Fatalf("CAS on existing key with nil old: %v %q", ok, cur)
+	}
+	if ok, _, _ := kv.CAS(c, []byte("c"), []byte("1"), []byte("2")); !ok {
+		t.Fatal("CAS swap failed")
+	}
+	if ok, cur, _ := kv.CAS(c, []byte("c"), []byte("1"), []byte("3")); ok || string(cur) != "2" {
+		t.Fatalf("CAS with a wrong old value: %v %q", ok, cur)
+	}
+	if ok, _, _ := kv.CAS(c, []byte("c"), []byte("2"), nil); !ok {
+		t.Fatal("CAS delete failed")
+	}
+	if _, ok, _ := kv.Get(c, []byte("c")); ok {
+		t.Fatal("CAS-deleted key found")
+	}
+	if err := kv.Put(c, nil, []byte("x")); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("empty key: %v", err)
+	}
+}

@@ -1,0 +1,48 @@
+package basekv
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are a node's basekv metrics, shared by its stores.
+type metrics struct {
+	applied         prometheus.Counter
+	proposals       prometheus.Counter
+	retries         prometheus.Counter
+	splits          prometheus.Counter
+	confChanges     *prometheus.CounterVec
+	batchSize       prometheus.Histogram
+	proposalLatency prometheus.Histogram
+	mutateLatency   prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = "bifromq", "basekv"
+	m := &metrics{
+		applied: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "applied_entries_total", Help: "Raft entries applied by the node's range replicas."}),
+		proposals: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "proposals_total", Help: "Group-committed proposals made through this node."}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "retries_total", Help: "Client attempts retried (stale route, no leader, timeout)."}),
+		splits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "splits_total", Help: "Range splits made through this node."}),
+		confChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "config_changes_total", Help: "Replica changes made through this node, by action and outcome."},
+			[]string{"action", "outcome"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "batch_size", Help: "Mutations per group-committed proposal.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
+		proposalLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "proposal_seconds", Help: "Latency of one proposal.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14)}),
+		mutateLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
+			Name: "mutate_seconds", Help: "Latency of Store.Mutate, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14)}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.applied, m.proposals, m.retries, m.splits, m.confChanges,
+			m.batchSize, m.proposalLatency, m.mutateLatency} {
+			reg.MustRegister(c)
+		}
+	}
+	return m
+}
