@@ -32,7 +32,7 @@ func (s *Store) routes() *rangeMap {
 	return m
 }
 
-// pick chooses the replica a call goes to: the local one, else the
+// pick chooses the replica a query goes to: the local one, else the
 // leader's, else any.
 func (s *Store) pick(r route) *Store {
 	var leader *Store
@@ -48,6 +48,18 @@ func (s *Store) pick(r route) *Store {
 		return leader
 	}
 	return r.holders[0]
+}
+
+// pickLeader chooses the replica a mutation goes to: the leader's, so that
+// every caller's mutations meet in one batcher, else the local one, else
+// any (Raft forwards a follower's proposal to the leader).
+func (s *Store) pickLeader(r route) *Store {
+	for _, h := range r.holders {
+		if rsm := h.localRange(r.desc.ID); rsm != nil && h.isLeader(r.desc.ID, rsm.replica) {
+			return h
+		}
+	}
+	return s.pick(r)
 }
 
 // retry runs attempt until it succeeds, fails for good, or ctx ends.
@@ -89,9 +101,9 @@ func (s *Store) Mutate(ctx context.Context, key, input []byte) ([]byte, error) {
 	}
 	start := time.Now()
 	var out []byte
-	err := s.retry(ctx, key, func(r route, target *Store) error {
+	err := s.retry(ctx, key, func(r route, _ *Store) error {
 		var err error
-		out, err = target.batcher(r.desc.ID).submit(ctx, r.desc.Ver, input)
+		out, err = s.pickLeader(r).batcher(r.desc.ID).submit(ctx, r.desc.Ver, input)
 		return err
 	})
 	s.metrics.mutateLatency.Observe(time.Since(start).Seconds())
