@@ -354,6 +354,103 @@ func (s *Store) Split(ctx context.Context, key []byte) (RangeDescriptor, error) 
 	return right, err
 }
 
+// Merge merges the range holding key with its right neighbour, which must
+// have the same voters. The right range is sealed first (it stops
+// serving), every replica of it is waited for until it applied the seal,
+// then the left range absorbs it; its data stays where it is. It returns
+// the merged range.
+func (s *Store) Merge(ctx context.Context, key []byte) (RangeDescriptor, error) {
+	lr, ok := s.routes().find(key)
+	if !ok {
+		return RangeDescriptor{}, fmt.Errorf("%w: key %q", ErrNoRange, key)
+	}
+	if lr.desc.End == nil {
+		return RangeDescriptor{}, fmt.Errorf("basekv: %s has no right neighbour", &lr.desc)
+	}
+	rr, ok := s.routes().find(lr.desc.End)
+	if !ok || string(rr.desc.Start) != string(lr.desc.End) {
+		return RangeDescriptor{}, fmt.Errorf("%w: right neighbour of %s", ErrNoRange, &lr.desc)
+	}
+	lv, _, err := s.Members(ctx, lr.desc.ID)
+	if err != nil {
+		return RangeDescriptor{}, err
+	}
+	rv, rl, err := s.Members(ctx, rr.desc.ID)
+	if err != nil {
+		return RangeDescriptor{}, err
+	}
+	if fmt.Sprint(lv) != fmt.Sprint(rv) || len(rl) > 0 {
+		return RangeDescriptor{}, fmt.Errorf("basekv: cannot merge %s (voters %v) with %s (voters %v, learners %v): replica sets differ",
+			&lr.desc, lv, &rr.desc, rv, rl)
+	}
+	// Seal the right range and learn the index of the seal.
+	target := s.pickLeader(rr)
+	actx, cancel := target.attemptCtx(ctx)
+	seal := binary.AppendUvarint([]byte{cmdSeal}, rr.desc.Ver)
+	res, err := target.node.nh.SyncPropose(actx, target.node.nh.GetNoOPSession(rr.desc.ID), seal)
+	cancel()
+	if err != nil {
+		return RangeDescriptor{}, mapRaftErr(err)
+	}
+	if res.Value != resOK {
+		return RangeDescriptor{}, fmt.Errorf("%w: sealing %s", ErrStaleRoute, &rr.desc)
+	}
+	sealed, err := unmarshalDescriptor(res.Data)
+	if err != nil {
+		return RangeDescriptor{}, err
+	}
+	// Every replica of the right range must hold its final data before
+	// the left range's replicas take it over.
+	for _, h := range rr.holders {
+		for {
+			rsm := h.localRange(rr.desc.ID)
+			if rsm == nil {
+				break
+			}
+			rsm.mu.RLock()
+			done := rsm.desc != nil && rsm.desc.State == RangeSealed
+			rsm.mu.RUnlock()
+			if done {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return RangeDescriptor{}, fmt.Errorf("basekv: waiting for %s to seal everywhere: %w", &rr.desc, ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	var merged RangeDescriptor
+	err = s.retryRange(ctx, lr.desc.ID, func(r route) error {
+		cmd := binary.AppendUvarint([]byte{cmdMerge}, r.desc.Ver)
+		cmd = appendBytes(cmd, sealed.marshal())
+		t := s.pickLeader(r)
+		actx, cancel := t.attemptCtx(ctx)
+		defer cancel()
+		res, err := t.node.nh.SyncPropose(actx, t.node.nh.GetNoOPSession(r.desc.ID), cmd)
+		if err != nil {
+			return mapRaftErr(err)
+		}
+		switch res.Value {
+		case resStale:
+			return fmt.Errorf("%w: range %d", ErrStaleRoute, r.desc.ID)
+		case resInvalid:
+			return fmt.Errorf("basekv: merge refused: %s", res.Data)
+		}
+		d, err := unmarshalDescriptor(res.Data)
+		if err != nil {
+			return err
+		}
+		merged = *d
+		return nil
+	})
+	if err == nil {
+		s.metrics.merges.Inc()
+		s.node.dir.changed()
+	}
+	return merged, err
+}
+
 // Ranges returns the store's ranges as this node's directory sees them,
 // sorted by start key.
 func (s *Store) Ranges() []RangeDescriptor {

@@ -115,19 +115,8 @@ func TestThreeNodesLeaderKill(t *testing.T) {
 		}
 	}
 	c.start(leader)
-	// The restarted node catches up: a stale (local) read there sees the
-	// last write.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		out, err := c.kvs[leader].Store().Query(cx, key(99), appendBytes([]byte{'G'}, key(99)), false)
-		if err == nil && bytes.Contains(out, []byte("v2")) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted node did not catch up: %q %v", out, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The restarted node catches up: its own replica has the last write.
+	waitLocal(t, c.kvs[leader], key(99), "v2")
 	pairs, err := c.kvs[leader].Scan(cx, nil, nil, 0)
 	if err != nil || len(pairs) != 100 {
 		t.Fatalf("scan after restart: %d pairs, %v", len(pairs), err)
@@ -193,6 +182,49 @@ func TestSplitUnderWritesAndRouting(t *testing.T) {
 		t.Fatalf("get after split: %q %v %v", v, ok, err)
 	}
 	c.waitVoters(c.kvs[0], 3)
+
+	// Merge the halves back, under writes again.
+	var wg2 sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg2.Add(1)
+		go func() {
+			defer wg2.Done()
+			for i := 0; i < 30; i++ {
+				k := []byte(fmt.Sprintf("m%d/%03d", w*2+1, i))
+				if err := c.kvs[w%3].Put(cx, k, []byte("m")); err != nil {
+					failed.Store(fmt.Errorf("put %s during merge: %w", k, err))
+					return
+				}
+			}
+		}()
+	}
+	merged, err := c.kvs[2].Store().Merge(cx, []byte("a"))
+	if err != nil {
+		t.Fatalf("merge: %v", err)
+	}
+	wg2.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	if merged.Start != nil || merged.End != nil {
+		t.Fatalf("merged range %s", &merged)
+	}
+	waitRanges(t, c.kvs[1], 1)
+	pairs, err := c.kvs[1].Scan(cx, nil, nil, 0)
+	if err != nil || len(pairs) != writers*perWriter+1+4*30 {
+		t.Fatalf("scan after merge: %d pairs (%v)", len(pairs), err)
+	}
+}
+
+func waitRanges(t *testing.T, kv *KV, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(kv.Store().Ranges()) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("ranges %v, want %d", kv.Store().Ranges(), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestReplicaChanges(t *testing.T) {
@@ -244,11 +276,19 @@ func TestReplicaChanges(t *testing.T) {
 	}
 }
 
+// waitLocal waits until kv's own replica of the range holding k (not
+// another node's) holds want.
 func waitLocal(t *testing.T, kv *KV, k []byte, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		out, err := kv.Store().Query(ctx(t), k, appendBytes([]byte{'G'}, k), false)
+		var out []byte
+		err := fmt.Errorf("no local replica")
+		for _, d := range kv.Store().localDescriptors() {
+			if d.Contains(k) {
+				out, err = kv.Store().localQuery(ctx(t), d.ID, &query{ver: d.Ver, input: appendBytes([]byte{'G'}, k)}, false)
+			}
+		}
 		if err == nil && bytes.HasSuffix(out, []byte(want)) {
 			return
 		}

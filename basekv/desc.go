@@ -14,6 +14,7 @@ type RangeState uint8
 const (
 	RangeNormal RangeState = 1 // serving
 	RangeMerged RangeState = 2 // absorbed by its left neighbour; a tombstone
+	RangeSealed RangeState = 3 // frozen for a merge: serves nothing
 )
 
 // RangeDescriptor describes one range of a store. Its version orders

@@ -8,6 +8,7 @@ type metrics struct {
 	proposals       prometheus.Counter
 	retries         prometheus.Counter
 	splits          prometheus.Counter
+	merges          prometheus.Counter
 	confChanges     *prometheus.CounterVec
 	batchSize       prometheus.Histogram
 	proposalLatency prometheus.Histogram
@@ -25,6 +26,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "retries_total", Help: "Client attempts retried (stale route, no leader, timeout)."}),
 		splits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "splits_total", Help: "Range splits made through this node."}),
+		merges: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "merges_total", Help: "Range merges made through this node."}),
 		confChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "config_changes_total", Help: "Replica changes made through this node, by action and outcome."},
 			[]string{"action", "outcome"}),
@@ -39,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14)}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.applied, m.proposals, m.retries, m.splits, m.confChanges,
+		for _, c := range []prometheus.Collector{m.applied, m.proposals, m.retries, m.splits, m.merges, m.confChanges,
 			m.batchSize, m.proposalLatency, m.mutateLatency} {
 			reg.MustRegister(c)
 		}

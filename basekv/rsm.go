@@ -19,6 +19,8 @@ const (
 	cmdMutate byte = 1 // uvarint ver, varint ts, uvarint n, n x bytes input
 	cmdSplit  byte = 2 // uvarint ver, bytes key, uvarint new range id, uvarint n, n x (uvarint replica, bytes node)
 	cmdTouch  byte = 3 // nothing: advances the applied index (before a snapshot)
+	cmdSeal   byte = 4 // uvarint ver: the range stops serving, before a merge absorbs it
+	cmdMerge  byte = 5 // uvarint ver, bytes sealed right descriptor: absorb the right neighbour
 )
 
 // Result codes (sm.Result.Value).
@@ -92,6 +94,14 @@ func (s *rangeSM) Update(entries []sm.Entry) ([]sm.Entry, error) {
 			e.Result = s.applyMutate(batch, e.Cmd[1:], isLeader)
 		case cmdTouch:
 			e.Result = sm.Result{Value: resOK}
+		case cmdSeal:
+			e.Result = s.applySeal(batch, e.Cmd[1:])
+		case cmdMerge:
+			var f func()
+			e.Result, f = s.applyMerge(batch, e.Cmd[1:])
+			if f != nil {
+				after = append(after, f)
+			}
 		case cmdSplit:
 			var f func()
 			e.Result, f = s.applySplit(batch, e.Cmd[1:])
@@ -217,6 +227,59 @@ func (s *rangeSM) applySplit(batch *pebble.Batch, body []byte) (sm.Result, func(
 	}
 	s.setDescLocked(&left)
 	return sm.Result{Value: resOK, Data: right.marshal()}, func() { s.st.onSplit(s.shardID, &right, members) }
+}
+
+// applySeal stops the range from serving: mutations and queries are
+// answered stale from here on, and the range is no longer routed, so its
+// data is final when its left neighbour absorbs it.
+func (s *rangeSM) applySeal(batch *pebble.Batch, body []byte) sm.Result {
+	r := decoder{b: body}
+	ver := r.uvarint()
+	if r.err != nil {
+		return sm.Result{Value: resInvalid, Data: []byte(r.err.Error())}
+	}
+	if s.desc == nil || ver != s.desc.Ver || s.desc.State != RangeNormal {
+		return s.staleResult()
+	}
+	sealed := *s.desc
+	sealed.State = RangeSealed
+	if err := batch.Set(descriptorKey(sealed.ID), sealed.marshal(), nil); err != nil {
+		return sm.Result{Value: resInvalid, Data: []byte(err.Error())}
+	}
+	s.setDescLocked(&sealed)
+	return sm.Result{Value: resOK, Data: sealed.marshal()}
+}
+
+// applyMerge extends this range over its sealed right neighbour, whose
+// data is already in place on this node (the merge proposer waited for
+// every replica of the right range to apply its seal). The right range's
+// system keys go, and its replica stops after the batch commits.
+func (s *rangeSM) applyMerge(batch *pebble.Batch, body []byte) (sm.Result, func()) {
+	r := decoder{b: body}
+	ver := r.uvarint()
+	rd, err := unmarshalDescriptor(r.bytes())
+	if r.err != nil || err != nil {
+		return sm.Result{Value: resInvalid, Data: []byte("bad merge command")}, nil
+	}
+	if s.desc == nil || ver != s.desc.Ver || s.desc.State != RangeNormal {
+		return s.staleResult(), nil
+	}
+	if s.desc.End == nil || string(rd.Start) != string(s.desc.End) || rd.State != RangeSealed {
+		return sm.Result{Value: resInvalid, Data: []byte("merge of a range that is not the sealed right neighbour")}, nil
+	}
+	left := *s.desc
+	left.End = rd.End
+	left.Ver = max(s.desc.Ver, rd.Ver) + 1
+	if err := batch.Set(descriptorKey(left.ID), left.marshal(), nil); err != nil {
+		return sm.Result{Value: resInvalid, Data: []byte(err.Error())}, nil
+	}
+	for _, suffix := range []byte{'a', 'd', 'i'} {
+		if err := batch.Delete(rangeKey(rd.ID, suffix), nil); err != nil {
+			return sm.Result{Value: resInvalid, Data: []byte(err.Error())}, nil
+		}
+	}
+	s.setDescLocked(&left)
+	return sm.Result{Value: resOK, Data: left.marshal()}, func() { s.st.onMerge(rd.ID) }
 }
 
 // query is the Lookup argument.

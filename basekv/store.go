@@ -392,4 +392,34 @@ func (s *Store) attemptCtx(ctx context.Context) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, s.node.opts.ProposalTimeout)
 }
 
-var _ = time.Second
+// onMerge runs on every replica of a left range after it absorbed range
+// right: this node's replica of right stops. Its keys are the left
+// range's now.
+func (s *Store) onMerge(right uint64) {
+	s.mu.Lock()
+	rsm := s.mu.ranges[right]
+	delete(s.mu.ranges, right)
+	delete(s.mu.batchers, right)
+	s.mu.Unlock()
+	s.node.dir.changed()
+	if rsm == nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.node.nh.StopReplica(right, rsm.replica); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) &&
+			!errors.Is(err, dragonboat.ErrClosed) {
+			s.node.log.Warn("stopping a merged range", "store", s.name, "range", right, "err", err)
+			return
+		}
+		// The merged range's Raft log is of no further use.
+		for i := 0; i < 50 && !s.stopped(); i++ {
+			err := s.node.nh.RemoveData(right, rsm.replica)
+			if err == nil || !errors.Is(err, dragonboat.ErrShardNotStopped) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+}
