@@ -383,6 +383,12 @@ func (s *Store) Merge(ctx context.Context, key []byte) (RangeDescriptor, error) 
 		return RangeDescriptor{}, fmt.Errorf("basekv: cannot merge %s (voters %v) with %s (voters %v, learners %v): replica sets differ",
 			&lr.desc, lv, &rr.desc, rv, rl)
 	}
+	for _, node := range rv {
+		if n := s.node.dir.node(node); n == nil || n.store(s.name) == nil || n.store(s.name).localRange(rr.desc.ID) == nil {
+			return RangeDescriptor{}, fmt.Errorf("%w: cannot merge %s while its replica on node %s is down",
+				ErrUnavailable, &rr.desc, node)
+		}
+	}
 	// Seal the right range and learn the index of the seal.
 	target := s.pickLeader(rr)
 	actx, cancel := target.attemptCtx(ctx)
@@ -399,23 +405,31 @@ func (s *Store) Merge(ctx context.Context, key []byte) (RangeDescriptor, error) 
 	if err != nil {
 		return RangeDescriptor{}, err
 	}
-	// Every replica of the right range must hold its final data before
-	// the left range's replicas take it over.
-	for _, h := range rr.holders {
+	// Every replica of the right range (per its membership, not only the
+	// live ones) must hold its final data before the left range's replicas
+	// take it over: a replica that was down could otherwise replay the
+	// merge before the seal.
+	for _, node := range rv {
 		for {
-			rsm := h.localRange(rr.desc.ID)
-			if rsm == nil {
-				break
+			var rsm *rangeSM
+			if n := s.node.dir.node(node); n != nil {
+				if st := n.store(s.name); st != nil {
+					rsm = st.localRange(rr.desc.ID)
+				}
 			}
-			rsm.mu.RLock()
-			done := rsm.desc != nil && rsm.desc.State == RangeSealed
-			rsm.mu.RUnlock()
+			done := false
+			if rsm != nil {
+				rsm.mu.RLock()
+				done = rsm.desc != nil && rsm.desc.State == RangeSealed
+				rsm.mu.RUnlock()
+			}
 			if done {
 				break
 			}
 			select {
 			case <-ctx.Done():
-				return RangeDescriptor{}, fmt.Errorf("basekv: waiting for %s to seal everywhere: %w", &rr.desc, ctx.Err())
+				return RangeDescriptor{}, fmt.Errorf("basekv: waiting for the replica of %s on node %s to seal: %w (the right range stays sealed until Merge is retried)",
+					&rr.desc, node, ctx.Err())
 			case <-time.After(5 * time.Millisecond):
 			}
 		}

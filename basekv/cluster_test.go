@@ -72,6 +72,10 @@ func (c *cluster) waitVoters(kv *KV, want int) {
 			return
 		}
 		if time.Now().After(deadline) {
+			for _, r := range kv.Store().routes().routes {
+				voters, learners, err := kv.Store().Members(ctx(c.t), r.desc.ID)
+				c.t.Logf("%s: %d holders, voters %v learners %v (%v)", &r.desc, len(r.holders), voters, learners, err)
+			}
 			c.t.Fatalf("ranges did not reach %d voters", want)
 		}
 		time.Sleep(50 * time.Millisecond)
