@@ -99,6 +99,9 @@ func (s *Store) Mutate(ctx context.Context, key, input []byte) ([]byte, error) {
 	if s.stopped() {
 		return nil, ErrClosed
 	}
+	if err := s.node.Health(); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	var out []byte
 	err := s.retry(ctx, key, func(r route, _ *Store) error {
@@ -306,6 +309,9 @@ func (b *batcher) propose(calls []*call) {
 // to, and returns the new right half. The data stays in place; the right
 // half is a new range on the same voters.
 func (s *Store) Split(ctx context.Context, key []byte) (RangeDescriptor, error) {
+	if err := s.node.Health(); err != nil {
+		return RangeDescriptor{}, err
+	}
 	var right RangeDescriptor
 	err := s.retry(ctx, key, func(r route, target *Store) error {
 		rsm := target.localRange(r.desc.ID)
@@ -360,6 +366,9 @@ func (s *Store) Split(ctx context.Context, key []byte) (RangeDescriptor, error) 
 // then the left range absorbs it; its data stays where it is. It returns
 // the merged range.
 func (s *Store) Merge(ctx context.Context, key []byte) (RangeDescriptor, error) {
+	if err := s.node.Health(); err != nil {
+		return RangeDescriptor{}, err
+	}
 	lr, ok := s.routes().find(key)
 	if !ok {
 		return RangeDescriptor{}, fmt.Errorf("%w: key %q", ErrNoRange, key)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestSingleNodeKV(t *testing.T) {
@@ -59,5 +60,35 @@ func TestSingleNodeKV(t *testing.T) {
 	}
 	if err := kv.Put(c, nil, []byte("x")); !errors.Is(err, ErrBadKey) {
 		t.Fatalf("empty key: %v", err)
+	}
+}
+
+// TestDiskFull sets the free-space floor above what the disk has: writes
+// are refused with a retryable ErrDiskFull, reads go on, Health says why.
+func TestDiskFull(t *testing.T) {
+	opts := testOptions(t, t.TempDir(), nil)
+	opts.DiskCheckInterval = 20 * time.Millisecond
+	n := openNode(t, opts)
+	kv, err := n.KV("kv", ReplicaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ctx(t)
+	if err := kv.Put(c, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	n.SetMinFreeBytes(1 << 62)
+	if err := kv.Put(c, []byte("b"), []byte("2")); !errors.Is(err, ErrDiskFull) || !IsRetryable(err) {
+		t.Fatalf("write on a full disk: %v", err)
+	}
+	if v, ok, err := kv.Get(c, []byte("a")); err != nil || !ok || string(v) != "1" {
+		t.Fatalf("read on a full disk: %q %v %v", v, ok, err)
+	}
+	if err := n.Health(); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("health: %v", err)
+	}
+	n.SetMinFreeBytes(1)
+	if err := kv.Put(c, []byte("b"), []byte("2")); err != nil {
+		t.Fatalf("write after space came back: %v", err)
 	}
 }

@@ -13,6 +13,8 @@ type metrics struct {
 	batchSize       prometheus.Histogram
 	proposalLatency prometheus.Histogram
 	mutateLatency   prometheus.Histogram
+	diskFree        prometheus.Gauge
+	diskFull        prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,9 +43,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mutate_seconds", Help: "Latency of Store.Mutate, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14)}),
 	}
+	m.diskFree = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+		Name: "disk_free_bytes", Help: "Free space under the node's data directory."})
+	m.diskFull = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+		Name: "disk_full", Help: "1 while the node refuses writes for lack of disk space."})
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.applied, m.proposals, m.retries, m.splits, m.merges, m.confChanges,
-			m.batchSize, m.proposalLatency, m.mutateLatency} {
+			m.batchSize, m.proposalLatency, m.mutateLatency, m.diskFree, m.diskFull} {
 			reg.MustRegister(c)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lni/dragonboat/v4"
@@ -56,6 +57,11 @@ type Options struct {
 	ProposalTimeout time.Duration
 	// MaxBatch caps the inputs of one group-committed proposal. Default 512.
 	MaxBatch int
+	// MinFreeBytes is the free space under DataDir below which the node
+	// refuses writes (ErrDiskFull). Default 256 MiB.
+	MinFreeBytes uint64
+	// DiskCheckInterval is how often free space is checked. Default 1s.
+	DiskCheckInterval time.Duration
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the node's metrics; nil keeps them unregistered.
@@ -87,6 +93,12 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 512
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 256 << 20
+	}
+	if o.DiskCheckInterval == 0 {
+		o.DiskCheckInterval = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -133,6 +145,11 @@ type Node struct {
 	nh      *dragonboat.NodeHost
 	metrics *metrics
 
+	diskFull atomic.Bool
+	minFree  atomic.Uint64
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
 	mu struct {
 		sync.Mutex
 		stores map[string]*Store
@@ -163,8 +180,10 @@ func Open(opts Options) (*Node, error) {
 		dir = NewDirectory()
 	}
 	n := &Node{opts: opts, id: id, log: opts.Logger.With("component", "basekv", "node", id[:8]), dir: dir,
-		metrics: newMetrics(opts.Registerer)}
+		metrics: newMetrics(opts.Registerer), stop: make(chan struct{})}
 	n.mu.stores = make(map[string]*Store)
+	n.minFree.Store(opts.MinFreeBytes)
+	n.checkDisk()
 	dir.addNode(n)
 	quietDragonboat()
 	nhc := config.NodeHostConfig{
@@ -183,6 +202,8 @@ func Open(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("basekv: starting the Raft node host: %w", err)
 	}
 	n.nh = nh
+	n.wg.Add(1)
+	go n.diskLoop()
 	return n, nil
 }
 
@@ -289,6 +310,8 @@ func (n *Node) Close() error {
 		}
 		n.mu.Unlock()
 		n.dir.removeNode(n.id)
+		close(n.stop)
+		n.wg.Wait()
 		for _, s := range stores {
 			s.stopWorkers()
 		}
