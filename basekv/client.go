@@ -357,7 +357,21 @@ func (s *Store) Split(ctx context.Context, key []byte) (RangeDescriptor, error) 
 		s.metrics.splits.Inc()
 		return nil
 	})
-	return right, err
+	if err != nil {
+		return right, err
+	}
+	// Return once the right half is routable, so callers route by the new
+	// boundary at once.
+	for {
+		if r, ok := s.routes().find(right.Start); ok && r.desc.ID == right.ID {
+			return right, nil
+		}
+		select {
+		case <-ctx.Done():
+			return right, nil // split done; routing catches up by itself
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 // Merge merges the range holding key with its right neighbour, which must
