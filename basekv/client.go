@@ -208,9 +208,12 @@ func (b *batcher) submit(ctx context.Context, ver uint64, input []byte) ([]byte,
 	b.mu.Lock()
 	b.pending = append(b.pending, c)
 	if b.inflight < maxInflight {
+		if !b.st.spawn(b.run) {
+			b.pending = b.pending[:len(b.pending)-1]
+			b.mu.Unlock()
+			return nil, ErrClosed
+		}
 		b.inflight++
-		b.st.wg.Add(1)
-		go b.run()
 	}
 	b.mu.Unlock()
 	select {
@@ -225,7 +228,6 @@ func (b *batcher) submit(ctx context.Context, ver uint64, input []byte) ([]byte,
 
 // run proposes batches until no call is pending.
 func (b *batcher) run() {
-	defer b.st.wg.Done()
 	for {
 		b.mu.Lock()
 		if len(b.pending) == 0 || b.st.stopped() {

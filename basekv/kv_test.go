@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestSingleNodeKV(t *testing.T) {
@@ -90,5 +92,45 @@ func TestDiskFull(t *testing.T) {
 	n.SetMinFreeBytes(1)
 	if err := kv.Put(c, []byte("b"), []byte("2")); err != nil {
 		t.Fatalf("write after space came back: %v", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	opts := testOptions(t, t.TempDir(), nil)
+	opts.Registerer = reg
+	n := openNode(t, opts)
+	kv, err := n.KV("kv", ReplicaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if err := kv.Put(ctx(t), key(i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				found[mf.GetName()] += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				found[mf.GetName()] += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				found[mf.GetName()] += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	for _, name := range []string{"bifromq_basekv_proposals_total", "bifromq_basekv_applied_entries_total",
+		"bifromq_basekv_range_applied_index", "bifromq_basekv_range_leader", "bifromq_basekv_mutate_seconds",
+		"bifromq_basekv_disk_free_bytes"} {
+		if found[name] <= 0 {
+			t.Errorf("%s = %v, want > 0", name, found[name])
+		}
 	}
 }

@@ -202,6 +202,11 @@ func Open(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("basekv: starting the Raft node host: %w", err)
 	}
 	n.nh = nh
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(newRangeCollector(n)); err != nil {
+			n.log.Warn("registering range metrics", "err", err)
+		}
+	}
 	n.wg.Add(1)
 	go n.diskLoop()
 	return n, nil

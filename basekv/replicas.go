@@ -250,7 +250,6 @@ func (s *Store) dropReplica(id uint64) {
 // reconcileLoop applies the replica-count setting to the ranges this node
 // leads.
 func (s *Store) reconcileLoop() {
-	defer s.wg.Done()
 	if s.ropts.Manual {
 		return
 	}

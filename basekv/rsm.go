@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -39,10 +40,13 @@ type rangeSM struct {
 	shardID uint64
 	replica uint64
 
-	mu      sync.RWMutex // guards desc and cp against concurrent Lookup
+	// mu guards desc and cp against concurrent Lookup. Lock order: a
+	// Store's mu is taken before a rangeSM's, never while holding it.
+	mu      sync.RWMutex
 	desc    *RangeDescriptor
 	cp      coproc.Coprocessor
 	applied uint64
+	entries atomic.Uint64 // entries applied since start, for metrics
 }
 
 func newRangeSM(st *Store, shardID, replicaID uint64) *rangeSM {
@@ -83,7 +87,12 @@ func (s *rangeSM) Update(entries []sm.Entry) ([]sm.Entry, error) {
 	defer batch.Close()
 	var after []func()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			s.mu.Unlock()
+		}
+	}()
 	for i := range entries {
 		e := &entries[i]
 		if len(e.Cmd) == 0 {
@@ -124,6 +133,11 @@ func (s *rangeSM) Update(entries []sm.Entry) ([]sm.Entry, error) {
 		return nil, fmt.Errorf("basekv: range %d: commit: %w", s.shardID, err)
 	}
 	s.st.metrics.applied.Add(float64(len(entries)))
+	s.entries.Add(uint64(len(entries)))
+	// Lock order is Store.mu before rangeSM.mu: the follow-ups (which take
+	// the store's lock) run after this range's lock is released.
+	s.mu.Unlock()
+	locked = false
 	for _, f := range after {
 		f()
 	}

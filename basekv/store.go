@@ -51,9 +51,29 @@ type Store struct {
 		batchers map[uint64]*batcher
 		routes   *rangeMap
 	}
+	// The store's goroutines (batchers, the replica-count loop, follow-ups
+	// of splits and merges) start through spawn, which refuses once
+	// stopWorkers began, so stopWorkers' Wait never races an Add.
 	stop      chan struct{}
 	wg        sync.WaitGroup
-	closeOnce sync.Once
+	workersMu sync.Mutex
+	closing   bool
+}
+
+// spawn runs f on a goroutine owned by the store; false once the store
+// is stopping.
+func (s *Store) spawn(f func()) bool {
+	s.workersMu.Lock()
+	defer s.workersMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // Store opens (or creates) store name on the node with coprocessor factory
@@ -99,8 +119,7 @@ func (n *Node) Store(name string, f coproc.Factory, ro ReplicaOptions) (*Store, 
 		return nil, err
 	}
 	n.dir.changed()
-	s.wg.Add(1)
-	go s.reconcileLoop()
+	s.spawn(s.reconcileLoop)
 	return s, nil
 }
 
@@ -338,9 +357,7 @@ func (s *Store) onSplit(parent uint64, right *RangeDescriptor, members map[uint6
 			mine = rid
 		}
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.spawn(func() {
 		if mine == 0 {
 			return
 		}
@@ -349,13 +366,18 @@ func (s *Store) onSplit(parent uint64, right *RangeDescriptor, members map[uint6
 			s.node.log.Error("starting the right half of a split", "store", s.name, "parent", parent,
 				"range", right.ID, "err", err)
 		}
-	}()
+	})
 }
 
 // stopWorkers stops the store's goroutines; the replicas stop with the
 // NodeHost.
 func (s *Store) stopWorkers() {
-	s.closeOnce.Do(func() { close(s.stop) })
+	s.workersMu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.stop)
+	}
+	s.workersMu.Unlock()
 	s.wg.Wait()
 }
 
@@ -405,9 +427,7 @@ func (s *Store) onMerge(right uint64) {
 	if rsm == nil {
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.spawn(func() {
 		if err := s.node.nh.StopReplica(right, rsm.replica); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) &&
 			!errors.Is(err, dragonboat.ErrClosed) {
 			s.node.log.Warn("stopping a merged range", "store", s.name, "range", right, "err", err)
@@ -421,5 +441,5 @@ func (s *Store) onMerge(right uint64) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-	}()
+	})
 }
