@@ -331,3 +331,31 @@ func TestWholeClusterRestart(t *testing.T) {
 		t.Fatalf("%d ranges after restart, want 2", n)
 	}
 }
+
+// TestRestartOnNewAddress restarts a node on another Raft address with its
+// data directory: peers find it by node id and it keeps its data.
+func TestRestartOnNewAddress(t *testing.T) {
+	c := newCluster(t, 3, ReplicaOptions{Voters: 3})
+	c.waitVoters(c.kvs[0], 3)
+	cx := ctx(t)
+	if err := c.kvs[0].Put(cx, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(2)
+	old := c.opts[2].RaftAddr
+	c.opts[2].RaftAddr = freeAddr(t)
+	if c.opts[2].RaftAddr == old {
+		t.Fatal("no new address")
+	}
+	if err := c.kvs[0].Put(cx, []byte("b"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	c.start(2)
+	waitLocal(t, c.kvs[2], []byte("b"), "2")
+	// It takes part again: with node 0 down, writes need it.
+	c.stop(0)
+	if err := c.kvs[1].Put(cx, []byte("c"), []byte("3")); err != nil {
+		t.Fatalf("write needing the moved node: %v", err)
+	}
+	waitLocal(t, c.kvs[2], []byte("c"), "3")
+}

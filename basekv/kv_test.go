@@ -3,6 +3,10 @@ package basekv
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +136,32 @@ func TestMetrics(t *testing.T) {
 		if found[name] <= 0 {
 			t.Errorf("%s = %v, want > 0", name, found[name])
 		}
+	}
+}
+
+// TestHostnameChanged: a data directory whose Raft log was written under
+// another host name is refused with the directory to rename, not silently
+// started empty beside it.
+func TestHostnameChanged(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "raft", "some-other-host"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(testOptions(t, dir, nil))
+	if !errors.Is(err, ErrHostnameChanged) || !strings.Contains(err.Error(), "some-other-host") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	o := Options{RTT: time.Microsecond, ElectionTicks: 2, HeartbeatTicks: 1, LogDB: "huge", MaxBatch: -1}
+	err := o.Validate()
+	for _, want := range []string{"DataDir", "RaftAddr", "RTT", "ElectionTicks", "LogDB", "MaxBatch"} {
+		if !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+	if !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("got %v", err)
 	}
 }
