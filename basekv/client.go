@@ -25,7 +25,7 @@ func (s *Store) routes() *rangeMap {
 	if m != nil && m.gen == dir.gen.Load() {
 		return m
 	}
-	m = dir.buildRangeMap(s.name)
+	m = dir.buildRangeMap(s.node, s.name)
 	s.mu.Lock()
 	s.mu.routes = m
 	s.mu.Unlock()

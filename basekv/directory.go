@@ -100,21 +100,34 @@ type rangeMap struct {
 }
 
 // buildRangeMap merges the descriptors every live node reports for store
-// name: per range the newest version wins, and a range overlapped by a
-// newer one (a split not yet seen everywhere) is dropped.
-func (d *Directory) buildRangeMap(name string) *rangeMap {
+// name, as node via sees them (from its Landscape when it has one, else
+// from the nodes of this directory): per range the newest version wins,
+// and a range overlapped by a newer one (a split not yet seen everywhere)
+// is dropped. A holder is a node whose Store this process can call.
+func (d *Directory) buildRangeMap(via *Node, name string) *rangeMap {
 	gen := d.gen.Load()
+	reports := make(map[string][]RangeDescriptor)
+	if via != nil && via.opts.Landscape != nil {
+		reports = via.landscapeDescriptors(name)
+	} else {
+		for id, s := range d.storeHolders(name) {
+			reports[id] = s.localDescriptors()
+		}
+	}
 	byID := make(map[uint64]*route)
-	for _, s := range d.storeHolders(name) {
-		for _, desc := range s.localDescriptors() {
+	for node, descs := range reports {
+		var s *Store
+		if n := d.node(node); n != nil {
+			s = n.store(name)
+		}
+		if s == nil {
+			continue // no in-process handle: reachable once RPC lands
+		}
+		for _, desc := range descs {
 			r, ok := byID[desc.ID]
 			switch {
 			case !ok || desc.Ver > r.desc.Ver:
-				holders := []*Store{s}
-				if ok && desc.Ver == r.desc.Ver {
-					holders = append(r.holders, s)
-				}
-				byID[desc.ID] = &route{desc: desc, holders: holders}
+				byID[desc.ID] = &route{desc: desc, holders: []*Store{s}}
 			case desc.Ver == r.desc.Ver:
 				r.holders = append(r.holders, s)
 			}
@@ -122,6 +135,7 @@ func (d *Directory) buildRangeMap(name string) *rangeMap {
 	}
 	routes := make([]route, 0, len(byID))
 	for _, r := range byID {
+		sort.Slice(r.holders, func(i, j int) bool { return r.holders[i].node.id < r.holders[j].node.id })
 		routes = append(routes, *r)
 	}
 	sort.Slice(routes, func(i, j int) bool {

@@ -62,6 +62,10 @@ type Options struct {
 	MinFreeBytes uint64
 	// DiskCheckInterval is how often free space is checked. Default 1s.
 	DiskCheckInterval time.Duration
+	// Landscape, when set, is where the node publishes its Raft address
+	// and its stores' ranges and reads the others' (basecluster.Host).
+	// Without it the Directory serves both.
+	Landscape Landscape
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the node's metrics; nil keeps them unregistered.
@@ -145,6 +149,7 @@ type Node struct {
 	nh      *dragonboat.NodeHost
 	metrics *metrics
 
+	publishC chan struct{}
 	diskFull atomic.Bool
 	minFree  atomic.Uint64
 	stop     chan struct{}
@@ -180,19 +185,25 @@ func Open(opts Options) (*Node, error) {
 		dir = NewDirectory()
 	}
 	n := &Node{opts: opts, id: id, log: opts.Logger.With("component", "basekv", "node", id[:8]), dir: dir,
-		metrics: newMetrics(opts.Registerer), stop: make(chan struct{})}
+		metrics: newMetrics(opts.Registerer), stop: make(chan struct{}), publishC: make(chan struct{}, 1)}
 	n.mu.stores = make(map[string]*Store)
 	n.minFree.Store(opts.MinFreeBytes)
 	n.checkDisk()
 	dir.addNode(n)
 	quietDragonboat()
+	if opts.Landscape != nil {
+		if err := opts.Landscape.Publish(topicRaftAddr, []byte(opts.RaftAddr)); err != nil {
+			dir.removeNode(id)
+			return nil, fmt.Errorf("basekv: publishing the Raft address: %w", err)
+		}
+	}
 	nhc := config.NodeHostConfig{
 		NodeHostDir:    raftDir,
 		RTTMillisecond: uint64(opts.RTT / time.Millisecond),
 		RaftAddress:    opts.RaftAddr,
 		NodeHostID:     id,
 		Expert: config.ExpertConfig{
-			NodeRegistryFactory: registryFactory{dir: dir},
+			NodeRegistryFactory: registryFactory{dir: dir, land: opts.Landscape},
 			LogDB:               logDBConfig(opts.LogDB),
 		},
 	}
@@ -209,6 +220,11 @@ func Open(opts Options) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go n.diskLoop()
+	if opts.Landscape != nil {
+		watch, stop := opts.Landscape.WatchLandscape()
+		n.wg.Add(1)
+		go n.landscapeLoop(watch, stop)
+	}
 	return n, nil
 }
 
@@ -331,14 +347,18 @@ func (n *Node) Close() error {
 // registryFactory makes dragonboat resolve Raft targets, which are node
 // ids, through the directory, so a node that comes back on another address
 // is still found.
-type registryFactory struct{ dir *Directory }
+type registryFactory struct {
+	dir  *Directory
+	land Landscape
+}
 
 func (f registryFactory) Create(string, uint64, config.TargetValidator) (raftio.INodeRegistry, error) {
-	return &nodeRegistry{dir: f.dir, targets: make(map[[2]uint64]string)}, nil
+	return &nodeRegistry{dir: f.dir, land: f.land, targets: make(map[[2]uint64]string)}, nil
 }
 
 type nodeRegistry struct {
 	dir     *Directory
+	land    Landscape
 	mu      sync.RWMutex
 	targets map[[2]uint64]string // (shard, replica) → node id
 }
@@ -374,7 +394,14 @@ func (r *nodeRegistry) Resolve(shardID, replicaID uint64) (string, string, error
 	if !ok {
 		return "", "", fmt.Errorf("basekv: replica %d of range %d: %w", replicaID, shardID, dragonboat.ErrShardNotFound)
 	}
-	addr, ok := r.dir.raftAddr(target)
+	var addr string
+	if r.land != nil {
+		var b []byte
+		b, ok = r.land.Landscape(topicRaftAddr)[target]
+		addr = string(b)
+	} else {
+		addr, ok = r.dir.raftAddr(target)
+	}
 	if !ok {
 		return "", "", fmt.Errorf("basekv: node %s: %w", target, ErrUnavailable)
 	}

@@ -247,7 +247,7 @@ func (s *Store) startLocalRanges() error {
 			return err
 		}
 	}
-	if len(infos) > 0 || len(s.node.dir.buildRangeMap(s.name).routes) > 0 {
+	if len(infos) > 0 || len(s.node.dir.buildRangeMap(s.node, s.name).routes) > 0 {
 		return nil
 	}
 	if !s.node.dir.claimBootstrap(s.name, s.node.id) {
@@ -319,7 +319,10 @@ func (s *Store) startReplica(id uint64, li *localInfo) error {
 
 // rangeChanged is called by a range's state machine when its descriptor
 // changes.
-func (s *Store) rangeChanged(*RangeDescriptor) { s.node.dir.changed() }
+func (s *Store) rangeChanged(*RangeDescriptor) {
+	s.node.dir.changed()
+	s.node.schedulePublish()
+}
 
 func (s *Store) isLeader(shardID, replicaID uint64) bool {
 	lid, _, ok, err := s.node.nh.GetLeaderID(shardID)
