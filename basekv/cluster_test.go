@@ -8,38 +8,80 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/bifromq-go/bifromq/basecluster"
 )
 
-// cluster is n nodes in one process sharing a directory.
+// cluster is n nodes in one process sharing a directory. With gossip,
+// each node also runs a basecluster host and resolves peers and routes
+// ranges from its landscape.
 type cluster struct {
-	t     *testing.T
-	dir   *Directory
-	opts  []Options
-	nodes []*Node
-	kvs   []*KV
-	ro    ReplicaOptions
+	t      *testing.T
+	dir    *Directory
+	opts   []Options
+	nodes  []*Node
+	kvs    []*KV
+	hosts  []*basecluster.Host
+	ro     ReplicaOptions
+	gossip bool
 }
 
 func newCluster(t *testing.T, n int, ro ReplicaOptions) *cluster {
-	c := &cluster{t: t, dir: NewDirectory(), ro: ro}
+	return newClusterMode(t, n, ro, false)
+}
+
+func newClusterMode(t *testing.T, n int, ro ReplicaOptions, gossip bool) *cluster {
+	c := &cluster{t: t, dir: NewDirectory(), ro: ro, gossip: gossip}
 	for i := 0; i < n; i++ {
 		c.opts = append(c.opts, testOptions(t, t.TempDir(), c.dir))
 		c.nodes = append(c.nodes, nil)
 		c.kvs = append(c.kvs, nil)
+		c.hosts = append(c.hosts, nil)
 		c.start(i)
 	}
 	t.Cleanup(func() {
-		for _, n := range c.nodes {
-			if n != nil {
-				n.Close()
+		for i := range c.nodes {
+			if c.nodes[i] != nil {
+				c.stop(i)
 			}
 		}
 	})
 	return c
 }
 
+// clusterModes runs f with the in-process directory and with gossip.
+func clusterModes(t *testing.T, f func(t *testing.T, gossip bool)) {
+	for _, gossip := range []bool{false, true} {
+		name := "directory"
+		if gossip {
+			name = "gossip"
+		}
+		t.Run(name, func(t *testing.T) { f(t, gossip) })
+	}
+}
+
+func (c *cluster) startHost(i int) {
+	c.t.Helper()
+	var seeds []string
+	for j, h := range c.hosts {
+		if j != i && h != nil {
+			seeds = append(seeds, h.Addr())
+		}
+	}
+	h, err := basecluster.Start(basecluster.Options{DataDir: c.opts[i].DataDir, Env: "basekv-test",
+		BindAddr: "127.0.0.1:0", Seeds: seeds, Profile: basecluster.ProfileTest, Logger: c.opts[i].Logger})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.hosts[i] = h
+	c.opts[i].Landscape = h
+}
+
 func (c *cluster) start(i int) {
 	c.t.Helper()
+	if c.gossip {
+		c.startHost(i)
+	}
 	n, err := Open(c.opts[i])
 	if err != nil {
 		c.t.Fatal(err)
@@ -54,6 +96,10 @@ func (c *cluster) start(i int) {
 func (c *cluster) stop(i int) {
 	c.nodes[i].Close()
 	c.nodes[i], c.kvs[i] = nil, nil
+	if c.hosts[i] != nil {
+		c.hosts[i].Kill()
+		c.hosts[i] = nil
+	}
 }
 
 // waitVoters waits until every range has want voters.
@@ -101,8 +147,10 @@ func (c *cluster) leaderIndex(kv *KV) int {
 	return -1
 }
 
-func TestThreeNodesLeaderKill(t *testing.T) {
-	c := newCluster(t, 3, ReplicaOptions{Voters: 3})
+func TestThreeNodesLeaderKill(t *testing.T) { clusterModes(t, testThreeNodesLeaderKill) }
+
+func testThreeNodesLeaderKill(t *testing.T, gossip bool) {
+	c := newClusterMode(t, 3, ReplicaOptions{Voters: 3}, gossip)
 	c.waitVoters(c.kvs[0], 3)
 	cx := ctx(t)
 	for i := 0; i < 50; i++ {
@@ -127,8 +175,10 @@ func TestThreeNodesLeaderKill(t *testing.T) {
 	}
 }
 
-func TestSplitUnderWritesAndRouting(t *testing.T) {
-	c := newCluster(t, 3, ReplicaOptions{Voters: 3})
+func TestSplitUnderWritesAndRouting(t *testing.T) { clusterModes(t, testSplitUnderWritesAndRouting) }
+
+func testSplitUnderWritesAndRouting(t *testing.T, gossip bool) {
+	c := newClusterMode(t, 3, ReplicaOptions{Voters: 3}, gossip)
 	c.waitVoters(c.kvs[0], 3)
 	cx := ctx(t)
 	// Writers put increasing values to their own keys while the range
@@ -303,8 +353,10 @@ func waitLocal(t *testing.T, kv *KV, k []byte, want string) {
 	}
 }
 
-func TestWholeClusterRestart(t *testing.T) {
-	c := newCluster(t, 3, ReplicaOptions{Voters: 3})
+func TestWholeClusterRestart(t *testing.T) { clusterModes(t, testWholeClusterRestart) }
+
+func testWholeClusterRestart(t *testing.T, gossip bool) {
+	c := newClusterMode(t, 3, ReplicaOptions{Voters: 3}, gossip)
 	c.waitVoters(c.kvs[0], 3)
 	cx := ctx(t)
 	for i := 0; i < 200; i++ {
@@ -334,8 +386,10 @@ func TestWholeClusterRestart(t *testing.T) {
 
 // TestRestartOnNewAddress restarts a node on another Raft address with its
 // data directory: peers find it by node id and it keeps its data.
-func TestRestartOnNewAddress(t *testing.T) {
-	c := newCluster(t, 3, ReplicaOptions{Voters: 3})
+func TestRestartOnNewAddress(t *testing.T) { clusterModes(t, testRestartOnNewAddress) }
+
+func testRestartOnNewAddress(t *testing.T, gossip bool) {
+	c := newClusterMode(t, 3, ReplicaOptions{Voters: 3}, gossip)
 	c.waitVoters(c.kvs[0], 3)
 	cx := ctx(t)
 	if err := c.kvs[0].Put(cx, []byte("a"), []byte("1")); err != nil {

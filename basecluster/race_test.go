@@ -1,0 +1,5 @@
+//go:build race
+
+package basecluster
+
+const raceEnabled = true
