@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/bifromq-go/bifromq/apiserver"
+	"github.com/bifromq-go/bifromq/basecluster"
 	"github.com/bifromq-go/bifromq/mqtt"
 )
 
@@ -36,11 +37,12 @@ func WithLogger(l *slog.Logger) Option {
 // Node is one running broker: its data directory lock, its metrics registry,
 // its MQTT server and its HTTP API. Its methods are safe for concurrent use.
 type Node struct {
-	cfg  Config
-	log  *slog.Logger
-	lock *dirLock
-	mqtt *mqtt.Server
-	api  *apiserver.Server // nil when api.addr is off
+	cfg     Config
+	log     *slog.Logger
+	lock    *dirLock
+	mqtt    *mqtt.Server
+	api     *apiserver.Server // nil when api.addr is off
+	cluster *basecluster.Host // gossip membership
 
 	state atomic.Int32 // a nodeState
 
@@ -111,6 +113,21 @@ func (n *Node) start(ctx context.Context) error {
 		buildInfo,
 	)
 
+	// Gossip membership: the node joins its cluster through any seed, and
+	// re-joins lost members after a partition.
+	n.cluster, err = basecluster.Start(basecluster.Options{
+		DataDir:       dir,
+		Env:           n.cfg.Cluster.Env,
+		BindAddr:      n.cfg.Cluster.Bind,
+		AdvertiseAddr: n.cfg.Cluster.Advertise,
+		Seeds:         n.cfg.Cluster.Seeds,
+		Logger:        n.log,
+		Registerer:    reg,
+	})
+	if err != nil {
+		return fmt.Errorf("standalone: cluster membership: %w", err)
+	}
+
 	mo := n.cfg.MQTTOptions()
 	mo.Logger = n.log
 	mo.Registerer = reg
@@ -162,6 +179,9 @@ func (n *Node) ready() error {
 // when that listener is off.
 func (n *Node) MQTTAddr(k mqtt.ListenerKind) net.Addr { return n.mqtt.Addr(k) }
 
+// Cluster is the node's gossip membership.
+func (n *Node) Cluster() *basecluster.Host { return n.cluster }
+
 // APIAddr returns the bound address of the HTTP API, or nil when it is off.
 func (n *Node) APIAddr() net.Addr {
 	if n.api == nil {
@@ -178,7 +198,8 @@ func (n *Node) APIAddr() net.Addr {
 //     DISCONNECT 0x8B (server shutting down) and waits up to
 //     mqtt.drainTimeout for their connections to close;
 //  3. the HTTP API closes;
-//  4. the data directory lock is released.
+//  4. the node leaves the cluster (gossip);
+//  5. the data directory lock is released.
 //
 // It is idempotent; every call returns the first call's result.
 func (n *Node) Close() error {
@@ -198,6 +219,11 @@ func (n *Node) stop() error {
 	if n.api != nil {
 		if err := n.api.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("standalone: closing api server: %w", err))
+		}
+	}
+	if n.cluster != nil {
+		if err := n.cluster.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("standalone: leaving the cluster: %w", err))
 		}
 	}
 	if n.lock != nil {

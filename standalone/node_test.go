@@ -29,6 +29,7 @@ func testConfig(t *testing.T) Config {
 	c.MQTT.TCP.Addr = "127.0.0.1:0"
 	c.MQTT.WS.Addr = Off
 	c.API.Addr = "127.0.0.1:0"
+	c.Cluster.Bind = "127.0.0.1:0"
 	c.MQTT.DrainTimeout = time.Second
 	return c
 }
@@ -279,7 +280,7 @@ func TestNode(t *testing.T) {
 		go func() {
 			done <- Main(ctx, []string{
 				"--data-dir", filepath.Join(t.TempDir(), "d"),
-				"--mqtt-tcp", "127.0.0.1:0", "--mqtt-ws", "off", "--api-addr", "127.0.0.1:0",
+				"--mqtt-tcp", "127.0.0.1:0", "--mqtt-ws", "off", "--api-addr", "127.0.0.1:0", "--cluster-bind", "127.0.0.1:0",
 			}, &stdout, &stderr)
 		}()
 		deadline := time.Now().Add(10 * time.Second)

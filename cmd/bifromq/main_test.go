@@ -92,6 +92,7 @@ func startBroker(t *testing.T) *broker {
 	cmd := command(t,
 		"--data-dir", filepath.Join(t.TempDir(), "data"),
 		"--mqtt-tcp", "127.0.0.1:0", "--mqtt-ws", "off", "--api-addr", "127.0.0.1:0",
+		"--cluster-bind", "127.0.0.1:0",
 	)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
