@@ -341,17 +341,7 @@ func (s *Store) Split(ctx context.Context, key []byte) (RangeDescriptor, error) 
 			cmd = binary.AppendUvarint(cmd, newID())
 			cmd = appendBytes(cmd, []byte(node))
 		}
-		res, err := target.node.nh.SyncPropose(actx, target.node.nh.GetNoOPSession(r.desc.ID), cmd)
-		if err != nil {
-			return mapRaftErr(err)
-		}
-		switch res.Value {
-		case resStale:
-			return fmt.Errorf("%w: range %d", ErrStaleRoute, r.desc.ID)
-		case resInvalid:
-			return fmt.Errorf("basekv: split refused: %s", res.Data)
-		}
-		d, err := unmarshalDescriptor(res.Data)
+		d, err := target.proposeRangeCmd(actx, r.desc.ID, "split", cmd)
 		if err != nil {
 			return err
 		}
@@ -417,16 +407,8 @@ func (s *Store) Merge(ctx context.Context, key []byte) (RangeDescriptor, error) 
 	// Seal the right range and learn the index of the seal.
 	target := s.pickLeader(rr)
 	actx, cancel := target.attemptCtx(ctx)
-	seal := binary.AppendUvarint([]byte{cmdSeal}, rr.desc.Ver)
-	res, err := target.node.nh.SyncPropose(actx, target.node.nh.GetNoOPSession(rr.desc.ID), seal)
+	sealed, err := target.proposeRangeCmd(actx, rr.desc.ID, "seal", binary.AppendUvarint([]byte{cmdSeal}, rr.desc.Ver))
 	cancel()
-	if err != nil {
-		return RangeDescriptor{}, mapRaftErr(err)
-	}
-	if res.Value != resOK {
-		return RangeDescriptor{}, fmt.Errorf("%w: sealing %s", ErrStaleRoute, &rr.desc)
-	}
-	sealed, err := unmarshalDescriptor(res.Data)
 	if err != nil {
 		return RangeDescriptor{}, err
 	}
@@ -466,17 +448,7 @@ func (s *Store) Merge(ctx context.Context, key []byte) (RangeDescriptor, error) 
 		t := s.pickLeader(r)
 		actx, cancel := t.attemptCtx(ctx)
 		defer cancel()
-		res, err := t.node.nh.SyncPropose(actx, t.node.nh.GetNoOPSession(r.desc.ID), cmd)
-		if err != nil {
-			return mapRaftErr(err)
-		}
-		switch res.Value {
-		case resStale:
-			return fmt.Errorf("%w: range %d", ErrStaleRoute, r.desc.ID)
-		case resInvalid:
-			return fmt.Errorf("basekv: merge refused: %s", res.Data)
-		}
-		d, err := unmarshalDescriptor(res.Data)
+		d, err := t.proposeRangeCmd(actx, r.desc.ID, "merge", cmd)
 		if err != nil {
 			return err
 		}
@@ -488,6 +460,22 @@ func (s *Store) Merge(ctx context.Context, key []byte) (RangeDescriptor, error) 
 		s.node.dir.changed()
 	}
 	return merged, err
+}
+
+// proposeRangeCmd proposes a range command (split, seal, merge) through
+// this node and decodes the descriptor it answers with.
+func (s *Store) proposeRangeCmd(ctx context.Context, id uint64, what string, cmd []byte) (*RangeDescriptor, error) {
+	res, err := s.node.nh.SyncPropose(ctx, s.node.nh.GetNoOPSession(id), cmd)
+	if err != nil {
+		return nil, mapRaftErr(err)
+	}
+	switch res.Value {
+	case resStale:
+		return nil, fmt.Errorf("%w: range %d", ErrStaleRoute, id)
+	case resInvalid:
+		return nil, fmt.Errorf("basekv: %s refused: %s", what, res.Data)
+	}
+	return unmarshalDescriptor(res.Data)
 }
 
 // Ranges returns the store's ranges as this node's directory sees them,

@@ -28,8 +28,8 @@ type Config struct {
 	// API configures the HTTP API (metrics, health, and later the tenant and
 	// cluster endpoints).
 	API APIConfig `yaml:"api"`
-	// Cluster configures membership and replication. Parsed and checked
-	// now; used once clustering lands.
+	// Cluster configures membership and replication: gossip uses Env,
+	// Bind, Advertise and Seeds; RaftAddr comes into use with the stores.
 	Cluster ClusterConfig `yaml:"cluster"`
 }
 
@@ -151,7 +151,8 @@ type APIConfig struct {
 	Token string `yaml:"token"`
 }
 
-// ClusterConfig configures clustering (used once clustering lands).
+// ClusterConfig configures clustering: gossip membership now, Raft once the
+// broker's stores run on basekv.
 type ClusterConfig struct {
 	// Env names the cluster; nodes of another env are never joined.
 	// Default "bifromq".
