@@ -413,3 +413,52 @@ func testRestartOnNewAddress(t *testing.T, gossip bool) {
 	}
 	waitLocal(t, c.kvs[2], []byte("c"), "3")
 }
+
+// TestReplaceGoneReplica: with four nodes and three voters, a voter's node
+// that stays gone is replaced by the fourth node, and removed.
+func TestReplaceGoneReplica(t *testing.T) {
+	c := newCluster(t, 4, ReplicaOptions{Voters: 3, ReplaceAfter: 500 * time.Millisecond})
+	c.waitVoters(c.kvs[0], 3)
+	cx := ctx(t)
+	if err := c.kvs[0].Put(cx, []byte("a"), []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	id := c.kvs[0].Store().Ranges()[0].ID
+	voters, _, err := c.kvs[0].Store().Members(cx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stop a voter that is not the first node (the test reads through it).
+	gone := -1
+	for i := 1; i < 4; i++ {
+		for _, v := range voters {
+			if v == c.nodes[i].ID() && gone < 0 {
+				gone = i
+			}
+		}
+	}
+	goneID := c.nodes[gone].ID()
+	c.stop(gone)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, _, err := c.kvs[0].Store().Members(cx, id)
+		if err == nil && len(v) == 3 {
+			replaced := true
+			for _, n := range v {
+				if n == goneID {
+					replaced = false
+				}
+			}
+			if replaced {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("voters %v still include the gone node %s", v, goneID)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v, ok, err := c.kvs[0].Get(cx, []byte("a")); err != nil || !ok || string(v) != "1" {
+		t.Fatalf("get after replacement: %q %v %v", v, ok, err)
+	}
+}

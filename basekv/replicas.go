@@ -267,6 +267,14 @@ func (s *Store) reconcileLoop() {
 
 func (s *Store) reconcile() {
 	holders := s.node.dir.storeHolders(s.name)
+	if s.goneSince == nil {
+		s.goneSince = make(map[string]time.Time)
+	}
+	for node := range s.goneSince {
+		if holders[node] != nil {
+			delete(s.goneSince, node)
+		}
+	}
 	for _, desc := range s.localDescriptors() {
 		rsm := s.localRange(desc.ID)
 		if rsm == nil || !s.isLeader(desc.ID, rsm.replica) {
@@ -300,6 +308,44 @@ func (s *Store) reconcileRange(ctx context.Context, id uint64, holders map[strin
 		candidates = append(candidates, node)
 	}
 	sort.Strings(candidates)
+	// Replicas on nodes gone for longer than ReplaceAfter are replaced:
+	// first a new voter on a live node, then the gone one is removed.
+	liveVoters := 0
+	var expired []string
+	for _, node := range m.Nodes {
+		if holders[node] != nil {
+			liveVoters++
+			continue
+		}
+		since, ok := s.goneSince[node]
+		if !ok {
+			s.goneSince[node] = time.Now()
+		} else if time.Since(since) > s.ropts.ReplaceAfter {
+			expired = append(expired, node)
+		}
+	}
+	for _, node := range m.NonVotings {
+		if holders[node] == nil {
+			if since, ok := s.goneSince[node]; !ok {
+				s.goneSince[node] = time.Now()
+			} else if time.Since(since) > s.ropts.ReplaceAfter {
+				return s.RemoveReplica(ctx, id, node)
+			}
+		}
+	}
+	if len(expired) > 0 {
+		// Never shrink below the setting: a gone voter is removed only
+		// once its replacement is in.
+		if liveVoters >= s.ropts.Voters {
+			return s.RemoveReplica(ctx, id, expired[0])
+		}
+		for _, node := range candidates {
+			if !has(m.Nodes, node) {
+				return s.AddReplica(ctx, id, node, false)
+			}
+		}
+		return nil
+	}
 	wantVoters := min(s.ropts.Voters, len(candidates))
 	if len(m.Nodes) < wantVoters {
 		// Promote a learner first, else add a new voter.

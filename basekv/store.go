@@ -32,6 +32,10 @@ type ReplicaOptions struct {
 	// Manual turns the setting off: membership changes only through
 	// AddReplica and RemoveReplica.
 	Manual bool
+	// ReplaceAfter is how long a replica's node may be gone (closed the
+	// store, or unreachable) before its replica is replaced on another
+	// node and removed. Default 1 minute.
+	ReplaceAfter time.Duration
 }
 
 // Store is one named keyspace opened on a node: its pebble DB, the local
@@ -58,6 +62,8 @@ type Store struct {
 	wg        sync.WaitGroup
 	workersMu sync.Mutex
 	closing   bool
+
+	goneSince map[string]time.Time // owned by the replica-count loop
 }
 
 // spawn runs f on a goroutine owned by the store; false once the store
@@ -83,7 +89,10 @@ func (n *Node) Store(name string, f coproc.Factory, ro ReplicaOptions) (*Store, 
 	if ro.Voters == 0 {
 		ro.Voters = 1
 	}
-	if ro.Voters < 1 || ro.Learners < -1 {
+	if ro.ReplaceAfter == 0 {
+		ro.ReplaceAfter = time.Minute
+	}
+	if ro.Voters < 1 || ro.Learners < -1 || ro.ReplaceAfter < 0 {
 		return nil, fmt.Errorf("%w: replica options %+v", ErrInvalidOptions, ro)
 	}
 	n.mu.Lock()
