@@ -15,7 +15,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// memberlist's Shutdown does not wait for an in-flight probe, which
+		// ends within its probe timeout.
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+	)
+}
 
 // limit scales a time limit of the issue under the race detector.
 func limit(d time.Duration) time.Duration {

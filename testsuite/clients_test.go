@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
 		// paho.mqtt.golang closes its network goroutines asynchronously.
 		goleak.IgnoreAnyFunction("github.com/eclipse/paho.mqtt.golang.(*client).startCommsWorkers.func1"),
+		// memberlist's Shutdown does not wait for an in-flight probe, which
+		// ends within its probe timeout.
+		goleak.IgnoreAnyFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
 	)
 }
 
