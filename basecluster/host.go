@@ -203,7 +203,9 @@ func Start(opts Options) (*Host, error) {
 	cfg.Logger = log.New(slogWriter{h.log}, "", 0)
 	cfg.Delegate = &delegate{h: h}
 	cfg.Events = &events{h: h}
-	h.bcasts = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return h.ml.NumMembers() }, RetransmitMult: 3}
+	// Receivers do not relay a delta, so its sender sends it often enough
+	// for every member to be likely to get it; push-pull repairs the rest.
+	h.bcasts = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return h.ml.NumMembers() }, RetransmitMult: 8}
 	ml, err := memberlist.Create(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("basecluster: starting gossip on %s: %w", opts.BindAddr, err)
