@@ -401,7 +401,8 @@ func (s *rangeSM) SaveSnapshot(c interface{}, w io.Writer, stop <-chan struct{})
 }
 
 // RecoverFromSnapshot implements sm.IOnDiskStateMachine: it clears the
-// range's old and new spans, then writes the snapshot's keys.
+// range's old and new spans, writes the snapshot's keys into an sstable
+// and ingests it, then records the descriptor and applied index.
 func (s *rangeSM) RecoverFromSnapshot(r io.Reader, stop <-chan struct{}) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	applied, err := binary.ReadUvarint(br)
@@ -416,49 +417,26 @@ func (s *rangeSM) RecoverFromSnapshot(r io.Reader, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
-	batch := s.st.db.NewBatch()
-	defer func() { batch.Close() }()
 	s.mu.RLock()
 	old := s.desc
 	s.mu.RUnlock()
+	clear := s.st.db.NewBatch()
 	if old != nil {
 		lo, hi := dataSpan(old.Start, old.End)
-		batch.DeleteRange(lo, hi, nil)
+		clear.DeleteRange(lo, hi, nil)
 	}
 	lo, hi := dataSpan(desc.Start, desc.End)
-	batch.DeleteRange(lo, hi, nil)
-	for n := 0; ; n++ {
-		if n%1024 == 0 {
-			select {
-			case <-stop:
-				return sm.ErrSnapshotStopped
-			default:
-			}
-		}
-		marker, err := br.ReadByte()
-		if err != nil {
-			return err
-		}
-		if marker == 0 {
-			break
-		}
-		k, err := readBytes(br)
-		if err != nil {
-			return err
-		}
-		v, err := readBytes(br)
-		if err != nil {
-			return err
-		}
-		batch.Set(dataKey(k), v, nil)
-		if batch.Len() > 4<<20 {
-			if err := batch.Commit(pebble.NoSync); err != nil {
-				return err
-			}
-			batch.Close()
-			batch = s.st.db.NewBatch()
-		}
+	clear.DeleteRange(lo, hi, nil)
+	err = clear.Commit(pebble.Sync)
+	clear.Close()
+	if err != nil {
+		return err
 	}
+	if err := s.st.ingestStream(br, s.shardID, stop); err != nil {
+		return err
+	}
+	batch := s.st.db.NewBatch()
+	defer batch.Close()
 	var idx [8]byte
 	binary.BigEndian.PutUint64(idx[:], applied)
 	batch.Set(appliedKey(s.shardID), idx[:], nil)

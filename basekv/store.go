@@ -1,17 +1,22 @@
 package basekv
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -47,6 +52,8 @@ type Store struct {
 	factory coproc.Factory
 	ropts   ReplicaOptions
 	db      *pebble.DB
+	dir     string
+	popts   *pebble.Options
 	metrics *metrics
 
 	mu struct {
@@ -105,11 +112,15 @@ func (n *Node) Store(name string, f coproc.Factory, ro ReplicaOptions) (*Store, 
 		return nil, fmt.Errorf("basekv: store %q is already open", name)
 	}
 	n.mu.Unlock()
-	db, err := pebble.Open(filepath.Join(n.opts.DataDir, "stores", name), &pebble.Options{Logger: pebbleLogger{n.log}})
+	dir := filepath.Join(n.opts.DataDir, "stores", name)
+	popts := &pebble.Options{Logger: pebbleLogger{n.log}}
+	popts.EnsureDefaults() // also for MakeWriterOptions (snapshot restore)
+	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("basekv: opening store %q: %w", name, err)
 	}
-	s := &Store{node: n, name: name, factory: f, ropts: ro, db: db, metrics: n.metrics, stop: make(chan struct{})}
+	s := &Store{node: n, name: name, factory: f, ropts: ro, db: db, dir: dir, popts: popts, metrics: n.metrics,
+		stop: make(chan struct{})}
 	s.mu.ranges = make(map[uint64]*rangeSM)
 	s.mu.batchers = make(map[uint64]*batcher)
 	if err := s.checkFormat(); err != nil {
@@ -454,4 +465,55 @@ func (s *Store) onMerge(right uint64) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
+}
+
+// ingestStream writes the (marker, key, value) records of a snapshot
+// stream, up to its end marker, into an sstable and ingests it.
+func (s *Store) ingestStream(br *bufio.Reader, shardID uint64, stop <-chan struct{}) error {
+	// Beside the DB's directory (same file system, so pebble links it).
+	path := filepath.Join(filepath.Dir(s.dir), fmt.Sprintf(".%s.restore-%d-%d.sst", s.name, shardID, time.Now().UnixNano()))
+	f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f),
+		s.popts.MakeWriterOptions(0, s.db.FormatMajorVersion().MaxTableFormat()))
+	n := 0
+	for ; ; n++ {
+		if n%1024 == 0 {
+			select {
+			case <-stop:
+				w.Close()
+				return sm.ErrSnapshotStopped
+			default:
+			}
+		}
+		marker, err := br.ReadByte()
+		if err != nil {
+			w.Close()
+			return err
+		}
+		if marker == 0 {
+			break
+		}
+		k, err := readBytes(br)
+		if err == nil {
+			var v []byte
+			if v, err = readBytes(br); err == nil {
+				err = w.Set(dataKey(k), v)
+			}
+		}
+		if err != nil {
+			w.Close()
+			return err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	return s.db.Ingest(context.Background(), []string{path})
 }
