@@ -51,7 +51,7 @@
 // format marker (checked at open) and per range its descriptor, applied
 // index and this node's replica info under a reserved prefix (keys.go). A
 // snapshot is a stream of the range's keys read from a pebble snapshot;
-// restoring clears the range's span and writes them. Raft logs are
+// restoring clears the range's span and ingests them as an sstable. Raft logs are
 // compacted by snapshot every SnapshotEntries entries.
 //
 // dragonboat keys its log directory by host name: Open refuses, with

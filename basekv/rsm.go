@@ -350,9 +350,9 @@ func (s *rangeSM) PrepareSnapshot() (interface{}, error) {
 	return &snapshotCtx{snap: s.st.db.NewSnapshot(), desc: *s.desc, applied: s.applied}, nil
 }
 
-// Snapshot stream: uvarint applied, bytes descriptor, then (bytes key,
-// bytes value) pairs of data keys (without prefix), then a 0xff end byte
-// after a 0x00 pair marker... each pair is preceded by 1, the end by 0.
+// Snapshot stream: uvarint applied index, bytes descriptor, then for each
+// key of the range in order a 1 byte, bytes key (without the data prefix)
+// and bytes value, then a 0 byte.
 
 // SaveSnapshot implements sm.IOnDiskStateMachine.
 func (s *rangeSM) SaveSnapshot(c interface{}, w io.Writer, stop <-chan struct{}) error {
