@@ -63,10 +63,19 @@
 // A node refuses writes while its disk has less than MinFreeBytes free
 // (ErrDiskFull), reads go on, and Health says so.
 //
-// # Until basecluster lands
+// # Known limits
+//
+// A merge interrupted between the seal and the merge leaves the right
+// range sealed (serving nothing) until Merge is called again. A node that
+// comes back after its replica of a range was replaced (ReplaceAfter) keeps
+// the stale replica until an operator removes its data; the balancers will
+// clean it up.
+//
+// # Without a Landscape
 //
 // The Directory that resolves node ids and lists each store's ranges is
-// in-process: nodes of one process share one, and calls to a range with no
-// replica on the calling node are made directly on the node that has one.
-// basecluster's gossip landscape and the RPC layer replace it.
+// in-process: nodes of one process share one. With Options.Landscape (a
+// basecluster.Host) peers and ranges come from gossip instead. Either way,
+// until the RPC layer lands, a call to a range with no replica on the
+// calling node is made directly on the node that has one, in-process.
 package basekv
