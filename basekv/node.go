@@ -1,7 +1,6 @@
 package basekv
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,8 @@ import (
 	dblogger "github.com/lni/dragonboat/v4/logger"
 	"github.com/lni/dragonboat/v4/raftio"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bifromq-go/bifromq/basecluster"
 )
 
 // LogDBSize selects dragonboat's LogDB memory budget.
@@ -172,7 +173,8 @@ func Open(opts Options) (*Node, error) {
 	if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("basekv: %w", err)
 	}
-	id, err := loadNodeID(opts.DataDir)
+	// One id per node for every layer: basecluster keeps it in node.id.
+	id, err := basecluster.LoadNodeID(opts.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -255,35 +257,6 @@ func (n *Node) ID() string { return n.id }
 
 // RaftAddr is the node's Raft address.
 func (n *Node) RaftAddr() string { return n.opts.RaftAddr }
-
-// loadNodeID reads dataDir/node.id, creating it with a new UUID.
-func loadNodeID(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, "node.id")
-	b, err := os.ReadFile(path)
-	if err == nil {
-		id := strings.TrimSpace(string(b))
-		if len(id) != 36 {
-			return "", fmt.Errorf("basekv: %s does not hold a UUID", path)
-		}
-		return id, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("basekv: %w", err)
-	}
-	var u [16]byte
-	rand.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o640); err != nil {
-		return "", fmt.Errorf("basekv: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("basekv: %w", err)
-	}
-	return id, nil
-}
 
 // checkHostname refuses a raft directory made under another host name:
 // dragonboat puts the host name in its log path, so after a rename it would
