@@ -295,3 +295,14 @@ func TestPartitionHeals(t *testing.T) {
 	})
 	t.Logf("healed and converged %v after the partition ended", took)
 }
+
+// TestSeedByDNSName joins through a seed given as a host name.
+func TestSeedByDNSName(t *testing.T) {
+	p := &partition{}
+	a := startHost(t, p, "test")
+	_, port, _ := net.SplitHostPort(a.Addr())
+	b := startHost(t, p, "test", net.JoinHostPort("localhost", port))
+	within(t, limit(5*time.Second), "joined through localhost", func() bool {
+		return len(a.Members()) == 2 && len(b.Members()) == 2
+	})
+}
