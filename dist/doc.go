@@ -17,8 +17,10 @@
 //
 // Here now: route keys (RouteKey, DecodeRouteKey: ordered by tenant, then
 // filter levels, then kind, group and receiver), ParseFilter for normal,
-// $share and $oshare filters, and Match, the seek-based walk over ordered
+// $share and $oshare filters, Match, the seek-based walk over ordered
 // route keys (tested against a brute-force matcher on 100k routes;
-// BenchmarkMatch). The dist.worker coprocessor, the service with batching
-// and fan-out, the per-tenant match cache and the deliverers come next.
+// BenchmarkMatch), and the dist.worker coprocessor with its client Worker:
+// AddRoute and RemoveRoute with incarnations, Match on a local replica,
+// splits kept at tenant boundaries. The service with batching and fan-out,
+// the per-tenant match cache and the deliverers come next.
 package dist

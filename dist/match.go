@@ -1,20 +1,16 @@
 package dist
 
 import (
-	"bytes"
 	"strings"
 )
 
-// Seeker is the ordered view of route keys that matching walks: a pebble
-// iterator in the dist.worker store, a sorted slice in tests.
-type Seeker interface {
-	// SeekGE positions at the first key >= key and reports whether there
-	// is one.
-	SeekGE(key []byte) bool
-	// Next moves to the next key and reports whether there is one.
-	Next() bool
-	// Key is the current key, valid until the next move.
-	Key() []byte
+// Scanner is the ordered view of route keys that matching walks: the
+// dist.worker range's keys (through basekv's coproc.Reader), or a sorted
+// slice in tests.
+type Scanner interface {
+	// Scan calls fn for every key that starts with prefix, in order, until
+	// fn returns false. The key is valid during fn only.
+	Scan(prefix []byte, fn func(key []byte) bool) error
 }
 
 // Match returns the routes of tenant whose filters match topic, by one
@@ -23,18 +19,19 @@ type Seeker interface {
 // could be, and skips a branch as soon as a seek shows no key under it.
 // Topics starting with '$' never match a filter whose first level is a
 // wildcard (MQTT 5 §4.7.2).
-func Match(it Seeker, tenant, topic string) []Route {
+func Match(s Scanner, tenant, topic string) ([]Route, error) {
 	levels := strings.Split(topic, "/")
-	m := matcher{it: it, levels: levels, dollar: strings.HasPrefix(topic, "$")}
+	m := matcher{s: s, levels: levels, dollar: strings.HasPrefix(topic, "$")}
 	m.walk(appendSeg(nil, tenant), 0)
-	return m.out
+	return m.out, m.err
 }
 
 type matcher struct {
-	it     Seeker
+	s      Scanner
 	levels []string
 	dollar bool
 	out    []Route
+	err    error
 }
 
 var (
@@ -65,16 +62,37 @@ func (m *matcher) walk(prefix []byte, d int) {
 
 // any reports whether some key starts with prefix.
 func (m *matcher) any(prefix []byte) bool {
-	return m.it.SeekGE(prefix) && bytes.HasPrefix(m.it.Key(), prefix)
+	found := false
+	if err := m.s.Scan(prefix, func([]byte) bool { found = true; return false }); err != nil && m.err == nil {
+		m.err = err
+	}
+	return found
 }
 
 // collect decodes every route under prefix (one filter's routes).
 func (m *matcher) collect(prefix []byte) {
-	for ok := m.it.SeekGE(prefix); ok && bytes.HasPrefix(m.it.Key(), prefix); ok = m.it.Next() {
-		if r, err := DecodeRouteKey(m.it.Key()); err == nil {
+	err := m.s.Scan(prefix, func(k []byte) bool {
+		if r, err := DecodeRouteKey(k); err == nil {
 			m.out = append(m.out, r)
 		}
+		return true
+	})
+	if err != nil && m.err == nil {
+		m.err = err
 	}
+}
+
+// prefixEnd is the smallest key greater than every key with prefix p, or
+// nil when there is none.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
 }
 
 func concat(parts ...[]byte) []byte {

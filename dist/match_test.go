@@ -13,10 +13,9 @@ import (
 
 var matchSeed = flag.Int64("match.seed", 0, "seed of TestMatchRandomized (0: from the clock)")
 
-// sliceSeeker is a Seeker over sorted keys.
+// sliceSeeker is a Scanner over sorted keys.
 type sliceSeeker struct {
 	keys [][]byte
-	i    int
 }
 
 func newSliceSeeker(routes []Route) *sliceSeeker {
@@ -28,12 +27,15 @@ func newSliceSeeker(routes []Route) *sliceSeeker {
 	return s
 }
 
-func (s *sliceSeeker) SeekGE(k []byte) bool {
-	s.i = sort.Search(len(s.keys), func(i int) bool { return bytes.Compare(s.keys[i], k) >= 0 })
-	return s.i < len(s.keys)
+func (s *sliceSeeker) Scan(prefix []byte, fn func([]byte) bool) error {
+	i := sort.Search(len(s.keys), func(i int) bool { return bytes.Compare(s.keys[i], prefix) >= 0 })
+	for ; i < len(s.keys) && bytes.HasPrefix(s.keys[i], prefix); i++ {
+		if !fn(s.keys[i]) {
+			break
+		}
+	}
+	return nil
 }
-func (s *sliceSeeker) Next() bool  { s.i++; return s.i < len(s.keys) }
-func (s *sliceSeeker) Key() []byte { return s.keys[s.i] }
 
 // bruteMatch is the reference: MQTT 5 §4.7 matching of one filter.
 func bruteMatch(filter, topic string) bool {
@@ -118,7 +120,11 @@ func TestMatchRules(t *testing.T) {
 		"b/c/d/e": {"#"},
 	} {
 		var got []string
-		for _, r := range Match(s, "t", topic) {
+		matched, err := Match(s, "t", topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range matched {
 			if r.Tenant != "t" {
 				t.Fatalf("route of tenant %q matched for tenant t", r.Tenant)
 			}
@@ -180,7 +186,10 @@ func TestMatchRandomized(t *testing.T) {
 				want = append(want, r)
 			}
 		}
-		got := Match(s, "tenant", topic)
+		got, err := Match(s, "tenant", topic)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if g, w := routeIDs(got), routeIDs(want); strings.Join(g, ",") != strings.Join(w, ",") {
 			t.Fatalf("seed %d: topic %q: %d routes matched, brute force %d", seed, topic, len(got), len(want))
 		}

@@ -1,0 +1,201 @@
+package dist
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/bifromq-go/bifromq/basekv"
+	"github.com/bifromq-go/bifromq/basekv/coproc"
+)
+
+// WorkerStore is the basekv store that holds the routes.
+const WorkerStore = "dist.worker"
+
+// The dist.worker coprocessor. A route is a key (RouteKey) whose value is
+// the incarnation it was added with, so a late add or remove from an older
+// incarnation of a session cannot undo a newer one. Inputs:
+//
+//	'A' uvarint incarnation, bytes key   add (or refresh) a route; output 1, or 0 if a newer incarnation holds it
+//	'R' uvarint incarnation, bytes key   remove a route unless a newer incarnation holds it; output 1 if removed
+//	'M' bytes tenant, bytes topic        (query) the matching routes: uvarint n, n x bytes key
+//
+// bytes is a uvarint length then the bytes.
+type workerCoproc struct{}
+
+// WorkerCoprocessor is the coproc.Factory of the dist.worker store.
+func WorkerCoprocessor(string, uint64, coproc.Boundary) coproc.Coprocessor { return workerCoproc{} }
+
+var errBadInput = errors.New("dist: malformed worker input")
+
+func readInput(in []byte) (op byte, inc uint64, a, b []byte, err error) {
+	if len(in) == 0 {
+		return 0, 0, nil, nil, errBadInput
+	}
+	op, in = in[0], in[1:]
+	if op == 'A' || op == 'R' {
+		v, n := binary.Uvarint(in)
+		if n <= 0 {
+			return 0, 0, nil, nil, errBadInput
+		}
+		inc, in = v, in[n:]
+	}
+	read := func() []byte {
+		l, n := binary.Uvarint(in)
+		if n <= 0 || uint64(len(in)-n) < l {
+			err = errBadInput
+			return nil
+		}
+		v := in[n : n+int(l)]
+		in = in[n+int(l):]
+		return v
+	}
+	a = read()
+	if op == 'M' {
+		b = read()
+	}
+	return op, inc, a, b, err
+}
+
+func (workerCoproc) Mutate(_ coproc.MutateContext, in []byte, r coproc.Reader, w coproc.Writer) ([]byte, error) {
+	op, inc, key, _, err := readInput(in)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := DecodeRouteKey(key); err != nil {
+		return nil, err
+	}
+	cur, ok, err := r.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	var held uint64
+	if ok {
+		held, _ = binary.Uvarint(cur)
+	}
+	switch op {
+	case 'A':
+		if ok && held > inc {
+			return []byte{0}, nil
+		}
+		return []byte{1}, w.Put(key, binary.AppendUvarint(nil, inc))
+	case 'R':
+		if !ok || held > inc {
+			return []byte{0}, nil
+		}
+		return []byte{1}, w.Delete(key)
+	}
+	return nil, errBadInput
+}
+
+func (workerCoproc) Query(in []byte, r coproc.Reader) ([]byte, error) {
+	op, _, tenant, topic, err := readInput(in)
+	if err != nil || op != 'M' {
+		return nil, errBadInput
+	}
+	routes, err := Match(readerScanner{r}, string(tenant), string(topic))
+	if err != nil {
+		return nil, err
+	}
+	out := binary.AppendUvarint(nil, uint64(len(routes)))
+	for _, rt := range routes {
+		k := RouteKey(rt)
+		out = binary.AppendUvarint(out, uint64(len(k)))
+		out = append(out, k...)
+	}
+	return out, nil
+}
+
+func (workerCoproc) Reset(coproc.Boundary) {}
+
+// SplitKey keeps a tenant's routes in one range: a split proposed inside a
+// tenant's keys moves to the start of that tenant.
+func (workerCoproc) SplitKey(key []byte) []byte {
+	tenant, _, end, err := readSeg(key)
+	if err != nil || end {
+		return key
+	}
+	return appendSeg(nil, tenant)
+}
+
+// readerScanner scans a range's keys through basekv's coproc.Reader.
+type readerScanner struct{ r coproc.Reader }
+
+func (s readerScanner) Scan(prefix []byte, fn func([]byte) bool) error {
+	return s.r.Iterate(prefix, prefixEnd(prefix), func(k, _ []byte) bool { return fn(k) })
+}
+
+// Worker is the client of the dist.worker store.
+type Worker struct{ s *basekv.Store }
+
+// OpenWorker opens (or creates) the dist.worker store on a basekv node.
+func OpenWorker(n *basekv.Node, ro basekv.ReplicaOptions) (*Worker, error) {
+	s, err := n.Store(WorkerStore, WorkerCoprocessor, ro)
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{s: s}, nil
+}
+
+// Store is the underlying basekv store.
+func (w *Worker) Store() *basekv.Store { return w.s }
+
+func (w *Worker) change(ctx context.Context, op byte, r Route, inc uint64) (bool, error) {
+	if r.Kind < Normal || r.Kind > OrderedShare {
+		return false, fmt.Errorf("dist: route kind %d", r.Kind)
+	}
+	key := RouteKey(r)
+	in := binary.AppendUvarint([]byte{op}, inc)
+	in = binary.AppendUvarint(in, uint64(len(key)))
+	in = append(in, key...)
+	out, err := w.s.Mutate(ctx, key, in)
+	if err != nil {
+		return false, err
+	}
+	return len(out) == 1 && out[0] == 1, nil
+}
+
+// AddRoute adds r for the given incarnation of its receiver; false when a
+// newer incarnation already holds it.
+func (w *Worker) AddRoute(ctx context.Context, r Route, incarnation uint64) (bool, error) {
+	return w.change(ctx, 'A', r, incarnation)
+}
+
+// RemoveRoute removes r unless a newer incarnation holds it.
+func (w *Worker) RemoveRoute(ctx context.Context, r Route, incarnation uint64) (bool, error) {
+	return w.change(ctx, 'R', r, incarnation)
+}
+
+// Match returns tenant's routes matching topic, read from a local replica
+// where there is one.
+func (w *Worker) Match(ctx context.Context, tenant, topic string) ([]Route, error) {
+	in := []byte{'M'}
+	in = binary.AppendUvarint(in, uint64(len(tenant)))
+	in = append(in, tenant...)
+	in = binary.AppendUvarint(in, uint64(len(topic)))
+	in = append(in, topic...)
+	out, err := w.s.Query(ctx, appendSeg(nil, tenant), in, false)
+	if err != nil {
+		return nil, err
+	}
+	n, k := binary.Uvarint(out)
+	if k <= 0 {
+		return nil, errBadInput
+	}
+	out = out[k:]
+	routes := make([]Route, 0, n)
+	for i := uint64(0); i < n; i++ {
+		l, k := binary.Uvarint(out)
+		if k <= 0 || uint64(len(out)-k) < l {
+			return nil, errBadInput
+		}
+		r, err := DecodeRouteKey(out[k : k+int(l)])
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, r)
+		out = out[k+int(l):]
+	}
+	return routes, nil
+}
