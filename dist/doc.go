@@ -21,6 +21,7 @@
 // route keys (tested against a brute-force matcher on 100k routes;
 // BenchmarkMatch), and the dist.worker coprocessor with its client Worker:
 // AddRoute and RemoveRoute with incarnations, Match on a local replica,
-// splits kept at tenant boundaries. The service with batching and fan-out,
-// the per-tenant match cache and the deliverers come next.
+// splits kept at tenant boundaries, and the per-tenant match cache (a trie
+// per tenant, built and updated on the apply path; see cache.go). The
+// service with batching and fan-out and the deliverers come next.
 package dist

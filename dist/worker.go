@@ -22,10 +22,13 @@ const WorkerStore = "dist.worker"
 //	'M' bytes tenant, bytes topic        (query) the matching routes: uvarint n, n x bytes key
 //
 // bytes is a uvarint length then the bytes.
-type workerCoproc struct{}
+type workerCoproc struct{ cache *matchCache }
 
-// WorkerCoprocessor is the coproc.Factory of the dist.worker store.
-func WorkerCoprocessor(string, uint64, coproc.Boundary) coproc.Coprocessor { return workerCoproc{} }
+// WorkerCoprocessor is the coproc.Factory of the dist.worker store: one
+// coprocessor, with its match cache, per range replica.
+func WorkerCoprocessor(string, uint64, coproc.Boundary) coproc.Coprocessor {
+	return workerCoproc{cache: &matchCache{}}
+}
 
 var errBadInput = errors.New("dist: malformed worker input")
 
@@ -58,12 +61,16 @@ func readInput(in []byte) (op byte, inc uint64, a, b []byte, err error) {
 	return op, inc, a, b, err
 }
 
-func (workerCoproc) Mutate(_ coproc.MutateContext, in []byte, r coproc.Reader, w coproc.Writer) ([]byte, error) {
+func (c workerCoproc) Mutate(_ coproc.MutateContext, in []byte, r coproc.Reader, w coproc.Writer) ([]byte, error) {
 	op, inc, key, _, err := readInput(in)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := DecodeRouteKey(key); err != nil {
+	route, err := DecodeRouteKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.cache.ensure(route.Tenant, readerScanner{r}); err != nil {
 		return nil, err
 	}
 	cur, ok, err := r.Get(key)
@@ -79,24 +86,34 @@ func (workerCoproc) Mutate(_ coproc.MutateContext, in []byte, r coproc.Reader, w
 		if ok && held > inc {
 			return []byte{0}, nil
 		}
-		return []byte{1}, w.Put(key, binary.AppendUvarint(nil, inc))
+		if err := w.Put(key, binary.AppendUvarint(nil, inc)); err != nil {
+			return nil, err
+		}
+		c.cache.apply(true, key, route)
+		return []byte{1}, nil
 	case 'R':
 		if !ok || held > inc {
 			return []byte{0}, nil
 		}
-		return []byte{1}, w.Delete(key)
+		if err := w.Delete(key); err != nil {
+			return nil, err
+		}
+		c.cache.apply(false, key, route)
+		return []byte{1}, nil
 	}
 	return nil, errBadInput
 }
 
-func (workerCoproc) Query(in []byte, r coproc.Reader) ([]byte, error) {
+func (c workerCoproc) Query(in []byte, r coproc.Reader) ([]byte, error) {
 	op, _, tenant, topic, err := readInput(in)
 	if err != nil || op != 'M' {
 		return nil, errBadInput
 	}
-	routes, err := Match(readerScanner{r}, string(tenant), string(topic))
-	if err != nil {
-		return nil, err
+	routes, cached := c.cache.lookup(string(tenant), string(topic))
+	if !cached {
+		if routes, err = Match(readerScanner{r}, string(tenant), string(topic)); err != nil {
+			return nil, err
+		}
 	}
 	out := binary.AppendUvarint(nil, uint64(len(routes)))
 	for _, rt := range routes {
@@ -107,7 +124,7 @@ func (workerCoproc) Query(in []byte, r coproc.Reader) ([]byte, error) {
 	return out, nil
 }
 
-func (workerCoproc) Reset(coproc.Boundary) {}
+func (c workerCoproc) Reset(coproc.Boundary) { c.cache.reset() }
 
 // SplitKey keeps a tenant's routes in one range: a split proposed inside a
 // tenant's keys moves to the start of that tenant.

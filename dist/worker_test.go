@@ -2,8 +2,10 @@ package dist
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand"
 	"net"
 	"sort"
 	"strings"
@@ -118,4 +120,77 @@ func TestWorkerRoutesOnBasekv(t *testing.T) {
 	if got := match("t1", "a/c"); got != "t1:a/#@r2 t1:a/+@r1" {
 		t.Fatalf("t1 a/c after split: %s", got)
 	}
+}
+
+// TestWorkerMatchCacheRandomized drives the dist.worker store with random
+// adds and removes (so the per-tenant tries are built and updated on the
+// apply path), a split half way (which drops them), and compares every
+// match with a brute-force matcher over the model's routes.
+func TestWorkerMatchCacheRandomized(t *testing.T) {
+	w := openWorker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rnd := rand.New(rand.NewSource(time.Now().UnixNano()))
+	levels := []string{"a", "b", "", "$s", "+", "#"}
+	randFilter := func() string {
+		n := 1 + rnd.Intn(3)
+		var ls []string
+		for i := 0; i < n; i++ {
+			l := levels[rnd.Intn(len(levels))]
+			if l == "#" && i != n-1 {
+				l = "a"
+			}
+			ls = append(ls, l)
+		}
+		return strings.Join(ls, "/")
+	}
+	model := map[string]Route{}
+	check := func(step int) {
+		for q := 0; q < 20; q++ {
+			var tl []string
+			for i := 0; i < 1+rnd.Intn(3); i++ {
+				tl = append(tl, []string{"a", "b", "", "$s"}[rnd.Intn(4)])
+			}
+			topic := strings.Join(tl, "/")
+			tenant := []string{"t1", "t2"}[rnd.Intn(2)]
+			var want []Route
+			for _, r := range model {
+				if r.Tenant == tenant && bruteMatch(r.Filter, topic) {
+					want = append(want, r)
+				}
+			}
+			got, err := w.Match(ctx, tenant, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, wnt := filters(got), filters(want); g != wnt {
+				t.Fatalf("step %d, %s %q: got %s, want %s", step, tenant, topic, g, wnt)
+			}
+		}
+	}
+	for step := 0; step < 300; step++ {
+		r := Route{Tenant: []string{"t1", "t2"}[rnd.Intn(2)], Filter: randFilter(), Kind: Normal,
+			Receiver: []byte(fmt.Sprint(rnd.Intn(5)))}
+		k := string(RouteKey(r))
+		if _, ok := model[k]; ok && rnd.Intn(2) == 0 {
+			if _, err := w.RemoveRoute(ctx, r, 1); err != nil {
+				t.Fatal(err)
+			}
+			delete(model, k)
+		} else {
+			if _, err := w.AddRoute(ctx, r, 1); err != nil {
+				t.Fatal(err)
+			}
+			model[k] = r
+		}
+		if step == 150 {
+			if _, err := w.Store().Split(ctx, appendSeg(nil, "t2")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if step%10 == 0 {
+			check(step)
+		}
+	}
+	check(300)
 }
