@@ -22,6 +22,11 @@
 // BenchmarkMatch), and the dist.worker coprocessor with its client Worker:
 // AddRoute and RemoveRoute with incarnations, Match on a local replica,
 // splits kept at tenant boundaries, and the per-tenant match cache (a trie
-// per tenant, built and updated on the apply path; see cache.go). The
-// service with batching and fan-out and the deliverers come next.
+// per tenant, built and updated on the apply path; see cache.go), and the
+// Service: Pub matches, keeps one member per $share group (random) and per
+// $oshare group (rendezvous hash of the publisher), groups deliveries by
+// Deliverer (a receiver names its deliverer: ReceiverID) and unroutes
+// receivers reported gone. Still to come: batching of concurrent Pubs,
+// per-node aggregation of transient routes, and the mqtt and inbox
+// deliverers.
 package dist
