@@ -212,3 +212,12 @@ func (c *Context) sortedCloud() []Dot {
 	slices.SortFunc(ds, compareDots)
 	return ds
 }
+
+// lazyContext returns *p, allocating it on first use (a zero-value CRDT has
+// no context yet).
+func lazyContext(p **Context) *Context {
+	if *p == nil {
+		*p = NewContext()
+	}
+	return *p
+}

@@ -74,12 +74,7 @@ func (x *CCounter) MarshalBinary() ([]byte, error) { return marshal(x), nil }
 
 func (x *CCounter) kinds() []Kind { return kindPaths[KindCCounter] }
 
-func (x *CCounter) context() *Context {
-	if x.ctx == nil {
-		x.ctx = NewContext()
-	}
-	return x.ctx
-}
+func (x *CCounter) context() *Context { return lazyContext(&x.ctx) }
 
 func (x *CCounter) bind(c *Context) { x.ctx = c }
 

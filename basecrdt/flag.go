@@ -54,12 +54,7 @@ func (x *EWFlag) MarshalBinary() ([]byte, error) { return marshal(x), nil }
 
 func (x *EWFlag) kinds() []Kind { return kindPaths[KindEWFlag] }
 
-func (x *EWFlag) context() *Context {
-	if x.ctx == nil {
-		x.ctx = NewContext()
-	}
-	return x.ctx
-}
+func (x *EWFlag) context() *Context { return lazyContext(&x.ctx) }
 
 func (x *EWFlag) bind(c *Context) { x.ctx = c }
 
@@ -150,12 +145,7 @@ func (x *DWFlag) MarshalBinary() ([]byte, error) { return marshal(x), nil }
 
 func (x *DWFlag) kinds() []Kind { return kindPaths[KindDWFlag] }
 
-func (x *DWFlag) context() *Context {
-	if x.ctx == nil {
-		x.ctx = NewContext()
-	}
-	return x.ctx
-}
+func (x *DWFlag) context() *Context { return lazyContext(&x.ctx) }
 
 func (x *DWFlag) bind(c *Context) { x.ctx = c }
 

@@ -72,12 +72,7 @@ func (x *MVReg) MarshalBinary() ([]byte, error) { return marshal(x), nil }
 
 func (x *MVReg) kinds() []Kind { return kindPaths[KindMVReg] }
 
-func (x *MVReg) context() *Context {
-	if x.ctx == nil {
-		x.ctx = NewContext()
-	}
-	return x.ctx
-}
+func (x *MVReg) context() *Context { return lazyContext(&x.ctx) }
 
 func (x *MVReg) bind(c *Context) { x.ctx = c }
 

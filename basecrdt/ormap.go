@@ -130,12 +130,7 @@ func (m *ORMap) MarshalBinary() ([]byte, error) { return marshal(m), nil }
 
 func (m *ORMap) kinds() []Kind { return m.path }
 
-func (m *ORMap) context() *Context {
-	if m.ctx == nil {
-		m.ctx = NewContext()
-	}
-	return m.ctx
-}
+func (m *ORMap) context() *Context { return lazyContext(&m.ctx) }
 
 func (m *ORMap) bind(c *Context) {
 	m.ctx = c

@@ -66,12 +66,7 @@ func (x *AWORSet) MarshalBinary() ([]byte, error) { return marshal(x), nil }
 
 func (x *AWORSet) kinds() []Kind { return kindPaths[KindAWORSet] }
 
-func (x *AWORSet) context() *Context {
-	if x.ctx == nil {
-		x.ctx = NewContext()
-	}
-	return x.ctx
-}
+func (x *AWORSet) context() *Context { return lazyContext(&x.ctx) }
 
 func (x *AWORSet) bind(c *Context) { x.ctx = c }
 
@@ -181,12 +176,7 @@ func (x *RWORSet) MarshalBinary() ([]byte, error) { return marshal(x), nil }
 
 func (x *RWORSet) kinds() []Kind { return kindPaths[KindRWORSet] }
 
-func (x *RWORSet) context() *Context {
-	if x.ctx == nil {
-		x.ctx = NewContext()
-	}
-	return x.ctx
-}
+func (x *RWORSet) context() *Context { return lazyContext(&x.ctx) }
 
 func (x *RWORSet) bind(c *Context) { x.ctx = c }
 
