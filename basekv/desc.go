@@ -13,8 +13,7 @@ type RangeState uint8
 // Range states.
 const (
 	RangeNormal RangeState = 1 // serving
-	RangeMerged RangeState = 2 // absorbed by its left neighbour; a tombstone
-	RangeSealed RangeState = 3 // frozen for a merge: serves nothing
+	RangeSealed RangeState = 3 // frozen for a merge: serves nothing (2 is reserved)
 )
 
 // RangeDescriptor describes one range of a store. Its version orders

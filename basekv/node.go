@@ -330,8 +330,14 @@ func (f registryFactory) Create(string, uint64, config.TargetValidator) (raftio.
 }
 
 type nodeRegistry struct {
-	dir     *Directory
-	land    Landscape
+	dir  *Directory
+	land Landscape
+	// addrs caches the landscape's Raft addresses (Resolve runs for every
+	// Raft message); it is rebuilt when the directory's generation moves,
+	// which the landscape watcher bumps on every change.
+	addrMu  sync.Mutex
+	addrs   map[string]string
+	addrGen uint64
 	mu      sync.RWMutex
 	targets map[[2]uint64]string // (shard, replica) → node id
 }
@@ -369,9 +375,7 @@ func (r *nodeRegistry) Resolve(shardID, replicaID uint64) (string, string, error
 	}
 	var addr string
 	if r.land != nil {
-		var b []byte
-		b, ok = r.land.Landscape(topicRaftAddr)[target]
-		addr = string(b)
+		addr, ok = r.landscapeAddr(target)
 	} else {
 		addr, ok = r.dir.raftAddr(target)
 	}
@@ -379,4 +383,19 @@ func (r *nodeRegistry) Resolve(shardID, replicaID uint64) (string, string, error
 		return "", "", fmt.Errorf("basekv: node %s: %w", target, ErrUnavailable)
 	}
 	return addr, addr, nil
+}
+
+func (r *nodeRegistry) landscapeAddr(target string) (string, bool) {
+	gen := r.dir.gen.Load()
+	r.addrMu.Lock()
+	defer r.addrMu.Unlock()
+	if r.addrs == nil || r.addrGen != gen {
+		r.addrs = make(map[string]string)
+		for id, b := range r.land.Landscape(topicRaftAddr) {
+			r.addrs[id] = string(b)
+		}
+		r.addrGen = gen
+	}
+	a, ok := r.addrs[target]
+	return a, ok
 }

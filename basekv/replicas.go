@@ -135,12 +135,11 @@ func (s *Store) addReplica(ctx context.Context, id uint64, nodeID string, learne
 	if err != nil {
 		return mapRaftErr(err)
 	}
-	for rid, n := range m.Nodes {
+	for _, n := range m.Nodes {
 		if n == nodeID {
 			if learner {
 				return fmt.Errorf("basekv: node %s already holds a voter of range %d", nodeID, id)
 			}
-			_ = rid
 			return nil
 		}
 	}

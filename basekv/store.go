@@ -432,7 +432,7 @@ func (l pebbleLogger) Fatalf(format string, args ...interface{}) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 
-// timeoutCtx bounds one attempt by the proposal timeout.
+// attemptCtx bounds one attempt by the proposal timeout.
 func (s *Store) attemptCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.node.opts.ProposalTimeout)
 }
