@@ -1,8 +1,11 @@
 package dist
 
 import (
+	"encoding/binary"
 	"strings"
 	"sync"
+
+	"github.com/bifromq-go/bifromq/basekv/coproc"
 )
 
 // matchCache is the per-tenant match cache of one dist.worker range
@@ -97,9 +100,9 @@ func (c *matchCache) lookup(tenant, topic string) ([]Route, bool) {
 	return out, true
 }
 
-// ensure builds tenant's trie from s (the apply batch) when it has none.
+// ensure builds tenant's trie from r (the apply batch) when it has none.
 // Apply path only.
-func (c *matchCache) ensure(tenant string, s Scanner) error {
+func (c *matchCache) ensure(tenant string, r coproc.Reader) error {
 	c.mu.RLock()
 	loaded := c.tenants[tenant] != nil
 	c.mu.RUnlock()
@@ -107,9 +110,11 @@ func (c *matchCache) ensure(tenant string, s Scanner) error {
 		return nil
 	}
 	t := newTrieNode()
-	err := s.Scan(appendSeg(nil, tenant), func(k []byte) bool {
-		if r, err := DecodeRouteKey(k); err == nil {
-			t.add(strings.Split(r.Filter, "/"), string(k), r)
+	prefix := appendSeg(nil, tenant)
+	err := r.Iterate(prefix, prefixEnd(prefix), func(k, v []byte) bool {
+		if rt, err := DecodeRouteKey(k); err == nil {
+			rt.Incarnation, _ = binary.Uvarint(v)
+			t.add(strings.Split(rt.Filter, "/"), string(k), rt)
 		}
 		return true
 	})
@@ -125,8 +130,8 @@ func (c *matchCache) ensure(tenant string, s Scanner) error {
 	return nil
 }
 
-// apply records an applied add (or remove) of route r with key k. Apply
-// path only, after ensure.
+// apply records an applied add (or remove) of route r with key k; an
+// added r carries its incarnation. Apply path only, after ensure.
 func (c *matchCache) apply(add bool, k []byte, r Route) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

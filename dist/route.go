@@ -27,6 +27,10 @@ type Route struct {
 	Kind     RouteKind
 	Group    string // share group, for Shared and OrderedShare
 	Receiver []byte // opaque to dist: the deliverer's receiver id
+	// Incarnation is the incarnation that holds the route, as Match found
+	// it; not part of the key. Unrouting a gone receiver with it cannot
+	// undo a newer add of the same route.
+	Incarnation uint64
 }
 
 // ErrBadFilter is wrapped by ParseFilter errors.

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"math/rand/v2"
-	"sort"
+	"runtime"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Receivers. A route's receiver names the deliverer that owns it and the
@@ -30,19 +34,6 @@ func SplitReceiver(r []byte) (deliverer string, id []byte, ok bool) {
 		return "", nil, false
 	}
 	return string(r[:i]), r[i+1:], true
-}
-
-// Message is a published message as dist hands it to deliverers. It is
-// shared by every delivery of one Pub and must not be modified.
-type Message struct {
-	Topic     string
-	Payload   []byte
-	QoS       byte
-	Retain    bool
-	Publisher string // the publishing client's id, for $oshare pinning and no-local
-	// Props carries the message's MQTT properties as the frontend encoded
-	// them; dist does not read it.
-	Props []byte
 }
 
 // Delivery is one message for one receiver through one matched route.
@@ -72,14 +63,144 @@ type Deliverer interface {
 // Service routes published messages: it matches them against the routes
 // in the dist.worker store, picks one member per shared group, groups the
 // deliveries by deliverer and unroutes receivers that are gone.
+//
+// Publishes are batched: PubAsync queues a message on one of a fixed set
+// of lanes, chosen by tenant and publisher, and each lane's goroutine takes
+// what has queued up (up to MaxBatch), matches each distinct topic once,
+// and hands every deliverer one batch for all of it. A lane handles its
+// batches one after another and completes them in order, so one
+// publisher's messages reach every receiver in the order they were
+// published (MQTT 4.6), and their completions run in that order too.
+//
+// All methods are safe for concurrent use.
 type Service struct {
-	worker *Worker
+	worker  *Worker
+	opts    ServiceOptions
+	metrics *serviceMetrics
+	lanes   []chan *pubReq
+	unroute chan Route
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+
 	mu     sync.RWMutex
 	owners map[string]Deliverer
 }
 
-// NewService returns a service over w.
-func NewService(w *Worker) *Service { return &Service{worker: w, owners: make(map[string]Deliverer)} }
+// ServiceOptions configures a Service; zero values take the defaults.
+type ServiceOptions struct {
+	// Lanes is the number of publish lanes. Default 2 x GOMAXPROCS.
+	Lanes int
+	// LaneQueue is how many publishes may wait on one lane; PubAsync
+	// blocks when its lane is full. Default 1024.
+	LaneQueue int
+	// MaxBatch is the most publishes one lane handles at once. Default 256.
+	MaxBatch int
+	// Timeout bounds one batch's matching and delivery. Default 10s.
+	Timeout time.Duration
+	// Logger receives the service's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the service's metrics; nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Validate reports bad options.
+func (o *ServiceOptions) Validate() error {
+	var errs []error
+	if o.Lanes < 0 {
+		errs = append(errs, fmt.Errorf("dist: Lanes %d is negative", o.Lanes))
+	}
+	if o.LaneQueue < 0 {
+		errs = append(errs, fmt.Errorf("dist: LaneQueue %d is negative", o.LaneQueue))
+	}
+	if o.MaxBatch < 0 {
+		errs = append(errs, fmt.Errorf("dist: MaxBatch %d is negative", o.MaxBatch))
+	}
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("dist: Timeout %v is negative", o.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *ServiceOptions) ensureDefaults() {
+	if o.Lanes == 0 {
+		o.Lanes = 2 * runtime.GOMAXPROCS(0)
+	}
+	if o.LaneQueue == 0 {
+		o.LaneQueue = 1024
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 256
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// ErrClosed is reported for publishes the service could not handle
+// because it was closed.
+var ErrClosed = errors.New("dist: service closed")
+
+type pubReq struct {
+	tenant string
+	msg    *Message
+	done   func(int, error)
+	// filled while the batch is handled
+	accepted int
+	errs     []error
+}
+
+// NewService starts a service over w. Close stops it.
+func NewService(w *Worker, o ServiceOptions) (*Service, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o.ensureDefaults()
+	s := &Service{
+		worker:  w,
+		opts:    o,
+		metrics: newServiceMetrics(o.Registerer),
+		lanes:   make([]chan *pubReq, o.Lanes),
+		unroute: make(chan Route, 1024),
+		stop:    make(chan struct{}),
+		owners:  make(map[string]Deliverer),
+	}
+	for i := range s.lanes {
+		s.lanes[i] = make(chan *pubReq, o.LaneQueue)
+		s.wg.Add(1)
+		go s.runLane(s.lanes[i])
+	}
+	s.wg.Add(1)
+	go s.runUnroute()
+	return s, nil
+}
+
+// Close stops the lanes; publishes still queued complete with ErrClosed.
+// Idempotent.
+func (s *Service) Close() error {
+	s.once.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		for _, l := range s.lanes {
+			for {
+				select {
+				case r := <-l:
+					if r.done != nil {
+						r.done(0, ErrClosed)
+					}
+					continue
+				default:
+				}
+				break
+			}
+		}
+	})
+	return nil
+}
 
 // Register makes d the deliverer of receivers named name.
 func (s *Service) Register(name string, d Deliverer) {
@@ -88,63 +209,186 @@ func (s *Service) Register(name string, d Deliverer) {
 	s.mu.Unlock()
 }
 
+// Unregister removes the deliverer named name.
+func (s *Service) Unregister(name string) {
+	s.mu.Lock()
+	delete(s.owners, name)
+	s.mu.Unlock()
+}
+
+// AddRoute adds r for the given incarnation of its receiver; false when a
+// newer incarnation already holds it.
+func (s *Service) AddRoute(ctx context.Context, r Route, incarnation uint64) (bool, error) {
+	return s.worker.AddRoute(ctx, r, incarnation)
+}
+
+// RemoveRoute removes r unless a newer incarnation holds it.
+func (s *Service) RemoveRoute(ctx context.Context, r Route, incarnation uint64) (bool, error) {
+	return s.worker.RemoveRoute(ctx, r, incarnation)
+}
+
 // ErrNoDeliverer is reported (and counted as failed) for a route whose
 // deliverer is not registered on this node.
 var ErrNoDeliverer = errors.New("dist: no deliverer for the receiver")
+
+// PubAsync queues msg for tenant's matching routes and returns; done (if
+// not nil) is called, on the lane's goroutine, with the number of
+// deliveries accepted and the failures joined, once every deliverer has
+// answered. done must not block. PubAsync blocks while the lane is full,
+// which paces a fast publisher; msg must not change afterwards.
+func (s *Service) PubAsync(tenant string, msg *Message, done func(int, error)) {
+	h := fnv.New32a()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(msg.Publisher))
+	lane := s.lanes[h.Sum32()%uint32(len(s.lanes))]
+	r := &pubReq{tenant: tenant, msg: msg, done: done}
+	select {
+	case <-s.stop:
+	default:
+		select {
+		case lane <- r:
+			return
+		case <-s.stop:
+		}
+	}
+	if done != nil {
+		done(0, ErrClosed)
+	}
+}
 
 // Pub delivers msg to tenant's matching routes and returns how many
 // deliveries were accepted. Deliveries that failed are reported in the
 // error; receivers that are gone are unrouted.
 func (s *Service) Pub(ctx context.Context, tenant string, msg *Message) (int, error) {
-	routes, err := s.worker.Match(ctx, tenant, msg.Topic)
-	if err != nil {
-		return 0, err
+	type result struct {
+		n   int
+		err error
 	}
-	chosen := pickShared(routes, msg.Publisher)
-	byOwner := make(map[string][]Delivery)
-	var errs []error
-	for _, r := range chosen {
-		name, _, ok := SplitReceiver(r.Receiver)
-		if !ok {
-			continue
+	ch := make(chan result, 1)
+	s.PubAsync(tenant, msg, func(n int, err error) { ch <- result{n, err} })
+	select {
+	case r := <-ch:
+		return r.n, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (s *Service) runLane(lane chan *pubReq) {
+	defer s.wg.Done()
+	batch := make([]*pubReq, 0, s.opts.MaxBatch)
+	for {
+		select {
+		case r := <-lane:
+			batch = append(batch, r)
+		case <-s.stop:
+			return
 		}
-		byOwner[name] = append(byOwner[name], Delivery{Route: r, Message: msg})
+	fill:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r := <-lane:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.handle(batch)
+		clear(batch)
+		batch = batch[:0]
 	}
-	names := make([]string, 0, len(byOwner))
-	for n := range byOwner {
-		names = append(names, n)
+}
+
+// handle matches and delivers one batch, then completes it in order.
+func (s *Service) handle(batch []*pubReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	s.metrics.batchSize.Observe(float64(len(batch)))
+	type topicKey struct{ tenant, topic string }
+	matched := make(map[topicKey][]Route)
+	byOwner := make(map[string][]Delivery)
+	reqOf := make(map[string][]*pubReq)
+	for _, r := range batch {
+		k := topicKey{r.tenant, r.msg.Topic}
+		routes, ok := matched[k]
+		if !ok {
+			var err error
+			if routes, err = s.worker.Match(ctx, r.tenant, r.msg.Topic); err != nil {
+				r.errs = append(r.errs, err)
+				continue
+			}
+			matched[k] = routes
+		}
+		for _, rt := range pickShared(routes, r.msg.Publisher) {
+			name, _, ok := SplitReceiver(rt.Receiver)
+			if !ok {
+				continue
+			}
+			byOwner[name] = append(byOwner[name], Delivery{Route: rt, Message: r.msg})
+			reqOf[name] = append(reqOf[name], r)
+		}
 	}
-	sort.Strings(names)
-	accepted := 0
-	for _, name := range names {
-		batch := byOwner[name]
+	for name, deliveries := range byOwner {
+		reqs := reqOf[name]
 		s.mu.RLock()
 		d := s.owners[name]
 		s.mu.RUnlock()
 		if d == nil {
-			errs = append(errs, fmt.Errorf("%w %q (%d deliveries)", ErrNoDeliverer, name, len(batch)))
+			for _, r := range reqs {
+				r.errs = append(r.errs, fmt.Errorf("%w %q", ErrNoDeliverer, name))
+			}
+			s.metrics.deliveries.WithLabelValues("no_deliverer").Add(float64(len(reqs)))
 			continue
 		}
-		results := d.Deliver(ctx, batch)
-		for i, res := range results {
-			if i >= len(batch) {
-				break
+		results := d.Deliver(ctx, deliveries)
+		for i, r := range reqs {
+			res := Failed
+			if i < len(results) {
+				res = results[i]
 			}
 			switch res {
 			case Delivered:
-				accepted++
+				r.accepted++
+				s.metrics.deliveries.WithLabelValues("delivered").Inc()
 			case NoReceiver:
-				// Gone for good: the deliverer owns the receiver's
-				// lifecycle, so any incarnation of the route goes.
-				if _, err := s.worker.RemoveRoute(ctx, batch[i].Route, ^uint64(0)); err != nil {
-					errs = append(errs, err)
+				s.metrics.deliveries.WithLabelValues("no_receiver").Inc()
+				select {
+				case s.unroute <- deliveries[i].Route:
+				default: // a later delivery will find it again
 				}
 			default:
-				errs = append(errs, fmt.Errorf("dist: delivery to %q failed", batch[i].Route.Receiver))
+				s.metrics.deliveries.WithLabelValues("failed").Inc()
+				r.errs = append(r.errs, fmt.Errorf("dist: delivery to %q failed", deliveries[i].Route.Receiver))
 			}
 		}
 	}
-	return accepted, errors.Join(errs...)
+	for _, r := range batch {
+		s.metrics.pubs.Inc()
+		if r.done != nil {
+			r.done(r.accepted, errors.Join(r.errs...))
+		}
+	}
+}
+
+// runUnroute removes the routes of receivers reported gone, each with the
+// incarnation Match found, so a newer add of the same route survives.
+func (s *Service) runUnroute() {
+	defer s.wg.Done()
+	for {
+		select {
+		case r := <-s.unroute:
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+			if _, err := s.worker.RemoveRoute(ctx, r, r.Incarnation); err != nil {
+				s.opts.Logger.Warn("unrouting a gone receiver", "tenant", r.Tenant, "filter", r.Filter, "err", err)
+			} else {
+				s.metrics.unrouted.Inc()
+			}
+			cancel()
+		case <-s.stop:
+			return
+		}
+	}
 }
 
 // pickShared keeps every normal route and one member per shared group: a

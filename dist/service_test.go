@@ -3,6 +3,7 @@ package dist
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +33,11 @@ func TestServicePub(t *testing.T) {
 	w := openWorker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	svc := NewService(w)
+	svc, err := NewService(w, ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
 	node := &recorder{got: map[string]int{}, answer: map[string]Result{"gone": NoReceiver}}
 	inbox := &recorder{got: map[string]int{}, answer: map[string]Result{}}
 	svc.Register("node1", node)
@@ -80,18 +85,212 @@ func TestServicePub(t *testing.T) {
 	if inbox.got[pinned] != 11 {
 		t.Fatalf("$oshare did not pin publisher c1 to %s: %v", pinned, inbox.got)
 	}
-	// The gone receiver was unrouted.
-	routes, err := w.Match(ctx, "t", "a/b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range routes {
-		if _, id, _ := SplitReceiver(r.Receiver); string(id) == "gone" {
-			t.Fatal("a receiver reported gone is still routed")
-		}
+	// The gone receiver is unrouted (in the background).
+	if !routedEventually(t, w, "t", "a/b", "gone", false) {
+		t.Fatal("a receiver reported gone is still routed")
 	}
 	// Another tenant sees none of it.
 	if n, err := svc.Pub(ctx, "other", &Message{Topic: "a/b"}); n != 0 || err != nil {
 		t.Fatalf("other tenant: %d %v", n, err)
+	}
+}
+
+// routedEventually waits up to 5 s for receiver id to be routed (or not)
+// for topic, and reports whether it got there.
+func routedEventually(t *testing.T, w *Worker, tenant, topic, id string, want bool) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		routes, err := w.Match(ctx, tenant, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, r := range routes {
+			if _, rid, _ := SplitReceiver(r.Receiver); string(rid) == id {
+				found = true
+			}
+		}
+		if found == want {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// gate is a Deliverer that reports its receiver gone until opened.
+type gate struct {
+	mu   sync.Mutex
+	open bool
+	seen chan struct{}
+}
+
+func (g *gate) Deliver(_ context.Context, batch []Delivery) []Result {
+	select {
+	case g.seen <- struct{}{}:
+	default:
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]Result, len(batch))
+	for i := range out {
+		if !g.open {
+			out[i] = NoReceiver
+		}
+	}
+	return out
+}
+
+// TestServiceUnrouteKeepsNewerIncarnation: a receiver reported gone is
+// unrouted with the incarnation Match saw, so a route re-added meanwhile
+// by a newer incarnation stays.
+func TestServiceUnrouteKeepsNewerIncarnation(t *testing.T) {
+	w := openWorker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	svc, err := NewService(w, ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	g := &gate{seen: make(chan struct{}, 1)}
+	svc.Register("n", g)
+	r := Route{Tenant: "t", Filter: "x/y", Kind: Normal, Receiver: ReceiverID("n", []byte("r"))}
+	if _, err := svc.AddRoute(ctx, r, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Match sees incarnation 1; before the unroute runs, incarnation 2
+	// re-adds the route (held by the gate's lock until after Deliver).
+	g.mu.Lock()
+	pub := make(chan error, 1)
+	go func() { _, err := svc.Pub(ctx, "t", &Message{Topic: "x/y"}); pub <- err }()
+	<-g.seen // the lane has matched and is blocked in Deliver
+	if _, err := svc.AddRoute(ctx, r, 2); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Unlock()
+	if err := <-pub; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the unroute run
+	if !routedEventually(t, w, "t", "x/y", "r", true) {
+		t.Fatal("the unroute of incarnation 1 removed the route of incarnation 2")
+	}
+	// With no newer add, the gone receiver goes.
+	if _, err := svc.Pub(ctx, "t", &Message{Topic: "x/y"}); err != nil {
+		t.Fatal(err)
+	}
+	if !routedEventually(t, w, "t", "x/y", "r", false) {
+		t.Fatal("a gone receiver stayed routed")
+	}
+}
+
+// order is a Deliverer that checks each publisher's sequence numbers
+// arrive in order.
+type order struct {
+	mu      sync.Mutex
+	last    map[string]int
+	batches int
+	most    int
+	bad     error
+}
+
+func (o *order) Deliver(_ context.Context, batch []Delivery) []Result {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.batches++
+	o.most = max(o.most, len(batch))
+	for _, d := range batch {
+		seq := int(d.Message.Payload[0])<<8 | int(d.Message.Payload[1])
+		if prev, ok := o.last[d.Message.Publisher]; ok && seq != prev+1 && o.bad == nil {
+			o.bad = fmt.Errorf("publisher %s: %d after %d", d.Message.Publisher, seq, prev)
+		}
+		o.last[d.Message.Publisher] = seq
+	}
+	return make([]Result, len(batch))
+}
+
+// TestServicePubOrderAndBatching: 16 publishers publish concurrently and
+// asynchronously; each publisher's messages arrive in order and complete
+// in order, and the lanes batch them.
+func TestServicePubOrderAndBatching(t *testing.T) {
+	w := openWorker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	svc, err := NewService(w, ServiceOptions{Lanes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	o := &order{last: map[string]int{}}
+	svc.Register("n", o)
+	if _, err := svc.AddRoute(ctx, Route{Tenant: "t", Filter: "p/#", Kind: Normal, Receiver: ReceiverID("n", nil)}, 1); err != nil {
+		t.Fatal(err)
+	}
+	const publishers, each = 16, 500
+	var wg sync.WaitGroup
+	var completionErr error
+	var emu sync.Mutex
+	for p := 0; p < publishers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprint("pub", p)
+			next := 0
+			var all sync.WaitGroup
+			for i := 0; i < each; i++ {
+				all.Add(1)
+				svc.PubAsync("t", &Message{Topic: "p/" + name, Publisher: name, Payload: []byte{byte(i >> 8), byte(i)}},
+					func(n int, err error) {
+						defer all.Done()
+						emu.Lock()
+						defer emu.Unlock()
+						if (err != nil || n != 1 || next != i) && completionErr == nil {
+							completionErr = fmt.Errorf("%s: completion %d (n=%d err=%v), want %d", name, i, n, err, next)
+						}
+						next++
+					})
+			}
+			all.Wait()
+		}()
+	}
+	wg.Wait()
+	if completionErr != nil {
+		t.Fatal(completionErr)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.bad != nil {
+		t.Fatal(o.bad)
+	}
+	if len(o.last) != publishers {
+		t.Fatalf("heard from %d publishers", len(o.last))
+	}
+	if o.most < 2 {
+		t.Fatalf("no batching: %d Deliver calls, at most %d deliveries each", o.batches, o.most)
+	}
+	t.Logf("%d messages in %d Deliver calls (largest %d)", publishers*each, o.batches, o.most)
+}
+
+func TestServiceCloseCompletesQueued(t *testing.T) {
+	w := openWorker(t)
+	svc, err := NewService(w, ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Close()
+	svc.Close()
+	done := make(chan error, 1)
+	svc.PubAsync("t", &Message{Topic: "a"}, func(_ int, err error) { done <- err })
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("publish after Close: %v", err)
+	}
+	if _, err := NewService(w, ServiceOptions{Lanes: -1}); err == nil {
+		t.Fatal("negative Lanes accepted")
 	}
 }

@@ -19,7 +19,7 @@ const WorkerStore = "dist.worker"
 //
 //	'A' uvarint incarnation, bytes key   add (or refresh) a route; output 1, or 0 if a newer incarnation holds it
 //	'R' uvarint incarnation, bytes key   remove a route unless a newer incarnation holds it; output 1 if removed
-//	'M' bytes tenant, bytes topic        (query) the matching routes: uvarint n, n x bytes key
+//	'M' bytes tenant, bytes topic        (query) the matching routes: uvarint n, n x (bytes key, uvarint incarnation)
 //
 // bytes is a uvarint length then the bytes.
 type workerCoproc struct{ cache *matchCache }
@@ -70,7 +70,7 @@ func (c workerCoproc) Mutate(_ coproc.MutateContext, in []byte, r coproc.Reader,
 	if err != nil {
 		return nil, err
 	}
-	if err := c.cache.ensure(route.Tenant, readerScanner{r}); err != nil {
+	if err := c.cache.ensure(route.Tenant, r); err != nil {
 		return nil, err
 	}
 	cur, ok, err := r.Get(key)
@@ -89,6 +89,7 @@ func (c workerCoproc) Mutate(_ coproc.MutateContext, in []byte, r coproc.Reader,
 		if err := w.Put(key, binary.AppendUvarint(nil, inc)); err != nil {
 			return nil, err
 		}
+		route.Incarnation = inc
 		c.cache.apply(true, key, route)
 		return []byte{1}, nil
 	case 'R':
@@ -118,8 +119,16 @@ func (c workerCoproc) Query(in []byte, r coproc.Reader) ([]byte, error) {
 	out := binary.AppendUvarint(nil, uint64(len(routes)))
 	for _, rt := range routes {
 		k := RouteKey(rt)
+		if !cached {
+			v, _, err := r.Get(k)
+			if err != nil {
+				return nil, err
+			}
+			rt.Incarnation, _ = binary.Uvarint(v)
+		}
 		out = binary.AppendUvarint(out, uint64(len(k)))
 		out = append(out, k...)
+		out = binary.AppendUvarint(out, rt.Incarnation)
 	}
 	return out, nil
 }
@@ -184,8 +193,8 @@ func (w *Worker) RemoveRoute(ctx context.Context, r Route, incarnation uint64) (
 	return w.change(ctx, 'R', r, incarnation)
 }
 
-// Match returns tenant's routes matching topic, read from a local replica
-// where there is one.
+// Match returns tenant's routes matching topic, each with the incarnation
+// that holds it, read from a local replica where there is one.
 func (w *Worker) Match(ctx context.Context, tenant, topic string) ([]Route, error) {
 	in := []byte{'M'}
 	in = binary.AppendUvarint(in, uint64(len(tenant)))
@@ -211,8 +220,13 @@ func (w *Worker) Match(ctx context.Context, tenant, topic string) ([]Route, erro
 		if err != nil {
 			return nil, err
 		}
-		routes = append(routes, r)
 		out = out[k+int(l):]
+		inc, k := binary.Uvarint(out)
+		if k <= 0 {
+			return nil, errBadInput
+		}
+		r.Incarnation, out = inc, out[k:]
+		routes = append(routes, r)
 	}
 	return routes, nil
 }

@@ -1,0 +1,33 @@
+package dist
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type serviceMetrics struct {
+	pubs       prometheus.Counter
+	deliveries *prometheus.CounterVec
+	unrouted   prometheus.Counter
+	batchSize  prometheus.Histogram
+}
+
+func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
+	m := &serviceMetrics{
+		pubs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "dist", Name: "pubs_total", Help: "Messages published through dist.",
+		}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "dist", Name: "deliveries_total",
+			Help: "Deliveries by result: delivered, no_receiver (unrouted), failed, no_deliverer.",
+		}, []string{"result"}),
+		unrouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "dist", Name: "unrouted_total", Help: "Routes removed because their receiver was gone.",
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "dist", Name: "batch_size", Help: "Publishes handled per lane batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 6),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.pubs, m.deliveries, m.unrouted, m.batchSize)
+	}
+	return m
+}
