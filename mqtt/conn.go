@@ -26,20 +26,29 @@ type conn struct {
 	rd     *packet.Reader
 	remote string
 
+	// Set at CONNECT, read-only afterwards (also read by Deliver).
 	version   packet.Version
 	clientID  string
+	tenant    string
 	keepAlive time.Duration // read deadline after CONNACK: 1.5x keep alive; 0 none
 	// Negotiated v5 limits.
 	clientMaxPacket uint32 // client's Maximum Packet Size; 0 no limit
+	clientAliasMax  uint16 // client's Topic Alias Maximum: outbound aliases
 	problemInfo     bool   // client accepts reason strings and user properties
 	sessionExpiry   uint32
 	// Inbound state.
-	qos2In  map[uint16]struct{} // QoS 2 packet ids awaiting PUBREL
-	aliases map[uint16]string   // inbound topic aliases
-	pub     packet.Publish      // reused for every inbound PUBLISH
+	qos2In  map[uint16]*qos2State // QoS 2 packet ids awaiting PUBREL
+	inq     chan struct{}         // Receive Maximum slots: QoS 1 awaiting dist, QoS 2 awaiting PUBREL
+	aliases map[uint16]string     // inbound topic aliases
+	pub     packet.Publish        // reused for every inbound PUBLISH
+	sess    session
+	will    *will
+	out     outbox // outbound messages and acknowledgements
 
-	connected atomic.Bool // CONNACK success sent; version is set
-	stopping  atomic.Bool // the server is shutting this connection down
+	connected  atomic.Bool // CONNACK success sent; version is set
+	stopping   atomic.Bool // the server is shutting this connection down
+	kicked     atomic.Bool // taken over by a newer connection with the same client id
+	registered bool        // in the server's session registry
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -66,6 +75,9 @@ func (c *conn) serve() {
 	var reason closeReason
 	defer func() {
 		c.nc.Close()
+		if c.connected.Load() {
+			c.end(reason)
+		}
 		c.release()
 		gauge.Dec()
 		if !c.over && c.s.opts.MaxConnections > 0 {
@@ -81,6 +93,23 @@ func (c *conn) serve() {
 		return
 	}
 	reason = c.loop()
+	if c.kicked.Load() {
+		reason = "session_taken_over"
+	}
+}
+
+// end tears down a connected session after its connection closed: the
+// outbound side stops, the subscriptions go, the will is published unless
+// the client disconnected normally, and the session leaves the registry.
+func (c *conn) end(reason closeReason) {
+	c.out.close()
+	c.endSession()
+	if reason != "client_disconnect" {
+		c.publishWill()
+	}
+	if c.registered {
+		c.s.unregister(c)
+	}
 }
 
 // connect runs the handshakes and the CONNECT exchange under the connect
@@ -151,6 +180,20 @@ func (c *conn) connect() bool {
 	if !c.negotiate(&cp, &ack) {
 		return false
 	}
+	c.tenant = s.opts.Tenant
+	if cp.WillFlag {
+		c.will = c.newWill(&cp.Will)
+	}
+	window := int(s.opts.MaxInflight)
+	if c.version == packet.V5 {
+		window = 65535 // Receive Maximum absent
+		if cp.Properties.Has(packet.PropReceiveMaximum) {
+			window = int(cp.Properties.ReceiveMaximum)
+		}
+	}
+	c.out.init(c, window)
+	c.inq = make(chan struct{}, s.opts.ReceiveMaximum)
+	s.register(c)
 	if !c.writeConnack(c.version, &ack) {
 		return false
 	}
@@ -207,6 +250,7 @@ func (c *conn) negotiate(cp *packet.Connect, ack *packet.Connack) bool {
 			return false
 		}
 		c.clientMaxPacket = p.MaximumPacketSize
+		c.clientAliasMax = p.TopicAliasMaximum
 		c.problemInfo = !p.Has(packet.PropRequestProblemInfo) || p.RequestProblemInfo == 1
 		c.sessionExpiry = p.SessionExpiry
 		if c.sessionExpiry > 0 {
@@ -222,14 +266,20 @@ func (c *conn) negotiate(cp *packet.Connect, ack *packet.Connack) bool {
 		if o.TopicAliasMaximum > 0 {
 			ack.Properties.TopicAliasMaximum = uint16(o.TopicAliasMaximum)
 		}
+		if o.MaximumQoS < 2 {
+			ack.Properties.MaximumQoS = o.MaximumQoS
+			ack.Properties.Mark(packet.PropMaximumQoS)
+		}
 	}
 	return true
 }
 
-func assignClientID() string {
+func assignClientID() string { return "auto-" + randomID() }
+
+func randomID() string {
 	var b [12]byte
 	rand.Read(b[:])
-	return "auto-" + hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // refuse answers CONNECT with a failure code in the client's version.
@@ -320,17 +370,36 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
 			return c.decodeFailed(err)
 		}
 		ack := packet.Pubcomp{PacketID: p.PacketID}
-		if _, ok := c.qos2In[p.PacketID]; ok {
+		if st, ok := c.qos2In[p.PacketID]; ok {
+			if !st.done.Load() {
+				// PUBREL before our PUBREC: the client broke the flow.
+				return c.violation(packet.ProtocolError, "PUBREL before PUBREC")
+			}
 			delete(c.qos2In, p.PacketID)
+			c.releaseIn()
 		} else {
 			ack.ReasonCode = packet.PacketIdentifierNotFound
 		}
 		return c.reply(&ack)
 	case packet.PUBACK, packet.PUBREC, packet.PUBCOMP:
-		// Nothing is sent to clients until routing lands, so no outbound
-		// QoS 1/2 flow is open; check the packet and drop it.
-		if _, err := packet.Decode(h, body, v); err != nil {
+		pk, err := packet.Decode(h, body, v)
+		if err != nil {
 			return c.decodeFailed(err)
+		}
+		var id uint16
+		var code packet.ReasonCode
+		switch a := pk.(type) {
+		case *packet.Puback:
+			id, code = a.PacketID, a.ReasonCode
+		case *packet.Pubrec:
+			id, code = a.PacketID, a.ReasonCode
+		case *packet.Pubcomp:
+			id, code = a.PacketID, a.ReasonCode
+		}
+		if !c.out.acked(h.Type, id, code) {
+			// An acknowledgement for nothing in flight: ignored, as most
+			// brokers do (a late duplicate does no harm).
+			c.s.log.Debug("acknowledgement for no message in flight", "client_id", c.clientID, "type", h.Type, "id", id)
 		}
 		return false, ""
 	case packet.SUBSCRIBE:
@@ -344,18 +413,7 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
 		if err := p.Unpack(h.Flags, body, v); err != nil {
 			return c.decodeFailed(err)
 		}
-		ack := packet.Unsuback{PacketID: p.PacketID}
-		if v == packet.V5 {
-			ack.ReasonCodes = make([]packet.ReasonCode, len(p.Filters))
-			for i, f := range p.Filters {
-				if packet.ValidateTopicFilter(f) != nil {
-					ack.ReasonCodes[i] = packet.TopicFilterInvalid
-				} else {
-					ack.ReasonCodes[i] = packet.NoSubscriptionExisted
-				}
-			}
-		}
-		return c.reply(&ack)
+		return c.handleUnsubscribe(&p)
 	case packet.PINGREQ:
 		if err := (&packet.Pingreq{}).Unpack(h.Flags, body, v); err != nil {
 			return c.decodeFailed(err)
@@ -369,6 +427,9 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
 		if v == packet.V5 && c.sessionExpiry == 0 && p.Properties.SessionExpiry != 0 {
 			// MQTT-3.14.2-1: expiry cannot go from 0 to non-zero.
 			return c.violation(packet.ProtocolError, "session expiry set on DISCONNECT after 0 at CONNECT")
+		}
+		if v == packet.V5 && p.ReasonCode == packet.DisconnectWithWillMessage {
+			return true, "client_disconnect_with_will"
 		}
 		return true, "client_disconnect"
 	case packet.AUTH:
@@ -397,78 +458,6 @@ func (c *conn) decodeFailed(err error) (bool, closeReason) {
 	return true, closeReason("decode_" + codeLabel(code))
 }
 
-func (c *conn) handlePublish(h packet.FixedHeader, body []byte) (bool, closeReason) {
-	p := &c.pub
-	if err := p.Unpack(h.Flags, body, c.version); err != nil {
-		return c.decodeFailed(err)
-	}
-	if c.version == packet.V5 {
-		if len(p.Properties.SubscriptionIDs) > 0 {
-			return c.violation(packet.ProtocolError, "PUBLISH from a client with a subscription identifier") // MQTT-3.3.4-6
-		}
-		if alias := p.Properties.TopicAlias; alias != 0 {
-			if int(alias) > c.s.opts.TopicAliasMaximum {
-				return c.violation(packet.TopicAliasInvalid, "topic alias over the maximum") // MQTT-3.3.2-9
-			}
-			if len(p.Topic) > 0 {
-				if c.aliases == nil {
-					c.aliases = make(map[uint16]string)
-				}
-				if c.aliases[alias] != string(p.Topic) {
-					c.aliases[alias] = string(p.Topic)
-				}
-			} else if _, ok := c.aliases[alias]; !ok {
-				return c.violation(packet.ProtocolError, "unknown topic alias")
-			}
-		}
-	}
-	switch p.QoS {
-	case packet.AtLeastOnce:
-		return c.reply(&packet.Puback{PacketID: p.PacketID, ReasonCode: c.noSubscribers()})
-	case packet.ExactlyOnce:
-		if _, dup := c.qos2In[p.PacketID]; !dup {
-			if len(c.qos2In) >= int(c.s.opts.ReceiveMaximum) {
-				return c.violation(packet.ReceiveMaximumExceeded, "more QoS 2 messages awaiting PUBREL than Receive Maximum") // MQTT-3.3.4-8
-			}
-			if c.qos2In == nil {
-				c.qos2In = make(map[uint16]struct{})
-			}
-			c.qos2In[p.PacketID] = struct{}{}
-		}
-		return c.reply(&packet.Pubrec{PacketID: p.PacketID, ReasonCode: c.noSubscribers()})
-	}
-	return false, ""
-}
-
-// noSubscribers is the v5 acknowledgement code while nothing is routed.
-func (c *conn) noSubscribers() packet.ReasonCode {
-	if c.version == packet.V5 {
-		return packet.NoMatchingSubscribers
-	}
-	return packet.Success
-}
-
-func (c *conn) handleSubscribe(p *packet.Subscribe) (bool, closeReason) {
-	v := c.version
-	ack := packet.Suback{PacketID: p.PacketID, ReasonCodes: make([]packet.ReasonCode, len(p.Subscriptions))}
-	for i, sub := range p.Subscriptions {
-		if err := packet.ValidateTopicFilter(sub.Filter); err != nil {
-			ack.ReasonCodes[i] = packet.TopicFilterInvalid // 0x80 for v3
-			continue
-		}
-		if v == packet.V5 && sub.NoLocal && isShared(sub.Filter) {
-			return c.violation(packet.ProtocolError, "no local on a shared subscription") // MQTT-3.8.3-4
-		}
-		ack.ReasonCodes[i] = packet.ReasonCode(sub.QoS)
-	}
-	return c.reply(&ack)
-}
-
-func isShared(filter string) bool {
-	return len(filter) > len(packet.SharePrefix) && filter[:len(packet.SharePrefix)] == packet.SharePrefix ||
-		len(filter) > len(packet.OrderedSharePrefix) && filter[:len(packet.OrderedSharePrefix)] == packet.OrderedSharePrefix
-}
-
 // reply writes a response; a failed write ends the connection.
 func (c *conn) reply(p packet.Packet) (bool, closeReason) {
 	if err := c.write(p, c.version); err != nil {
@@ -486,7 +475,7 @@ func (c *conn) disconnect(code packet.ReasonCode, reason string) {
 	switch code {
 	case packet.MalformedPacket, packet.ProtocolError, packet.PacketTooLarge, packet.TopicNameInvalid,
 		packet.TopicAliasInvalid, packet.ReceiveMaximumExceeded, packet.KeepAliveTimeout,
-		packet.ServerShuttingDown:
+		packet.ServerShuttingDown, packet.SessionTakenOver, packet.QoSNotSupported:
 	default:
 		code = packet.ProtocolError
 	}
@@ -535,6 +524,26 @@ func (c *conn) write(p packet.Packet, v packet.Version) error {
 		c.wbuf = nil // do not keep a large buffer for an idle connection
 	}
 	return nil
+}
+
+// writeRaw writes encoded packets under the write lock.
+func (c *conn) writeRaw(buf []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.WriteTimeout))
+	return c.nc.Write(buf)
+}
+
+// kick ends a connection taken over by a newer one with the same client
+// id: a v5 client gets DISCONNECT 0x8E (MQTT-3.1.4-3). It runs on its own
+// goroutine, so a stuck old connection cannot hold up the new one.
+func (c *conn) kick() {
+	c.kicked.Store(true)
+	c.wmu.Lock()
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.wmu.Unlock()
+	c.disconnect(packet.SessionTakenOver, "another connection took the session over")
+	c.nc.Close()
 }
 
 var errTooLarge = errors.New("mqtt: packet over the client's maximum packet size")

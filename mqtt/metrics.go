@@ -18,6 +18,12 @@ type metrics struct {
 	bytesOut    prometheus.Counter
 	packetsIn   [16]prometheus.Counter
 	packetsOut  [16]prometheus.Counter
+
+	published      prometheus.Counter
+	dropped        map[string]prometheus.Counter
+	queuedBytes    prometheus.Gauge
+	takeovers      prometheus.Counter
+	willsPublished prometheus.Counter
 }
 
 // Reasons a connection is refused before or at CONNECT (label "reason").
@@ -59,11 +65,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.packetsIn[t] = in.WithLabelValues(t.String())
 		m.packetsOut[t] = out.WithLabelValues(t.String())
 	}
+	m.published = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		Name: "messages_published_total", Help: "PUBLISH messages received from clients and handed to dist."})
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		Name: "messages_dropped_total", Help: "Messages for subscribers dropped, by reason."}, []string{"reason"})
+	m.dropped = make(map[string]prometheus.Counter)
+	for _, r := range dropReasons {
+		m.dropped[r] = dropped.WithLabelValues(r)
+	}
+	m.queuedBytes = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+		Name: "queued_bytes", Help: "Bytes of messages waiting in sessions' outbound queues (bounded by the queue budget)."})
+	m.takeovers = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		Name: "session_takeovers_total", Help: "Connections closed because a newer one took their session over."})
+	m.willsPublished = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+		Name: "wills_published_total", Help: "Will messages published after an abnormal close."})
 	m.packetsIn[0] = in.WithLabelValues("RESERVED")
 	m.packetsOut[0] = out.WithLabelValues("RESERVED")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.connections, m.accepted, m.rejected, m.disconnects,
-			m.decodeErrs, m.bytesIn, m.bytesOut, in, out} {
+			m.decodeErrs, m.bytesIn, m.bytesOut, in, out, m.published, dropped, m.queuedBytes,
+			m.takeovers, m.willsPublished} {
 			reg.MustRegister(c)
 		}
 	}

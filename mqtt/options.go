@@ -100,6 +100,40 @@ type Options struct {
 	// close before cutting them. Default 5s.
 	DrainTimeout time.Duration
 
+	// Router is the dist service that routes published messages and holds
+	// the subscriptions' routes. Required.
+	Router Router
+	// NodeID names this server's deliverer in the routes it adds (one
+	// route per tenant and filter for all of its transient sessions).
+	// It must be unique in the cluster and stable only for the process's
+	// life. Default: random.
+	NodeID string
+	// Tenant is the tenant of every connection until authentication
+	// providers assign one. Default "DevOnly".
+	Tenant string
+	// MaximumQoS is the highest QoS the server accepts from publishers
+	// and delivers (a subscription is granted at most this): 1 or 2;
+	// announced to v5 clients when 1. Default 2.
+	MaximumQoS byte
+	// MaxInflight is the outbound window of a v3 client: QoS 1 and 2
+	// messages sent and not yet acknowledged. A v5 client's window is its
+	// own Receive Maximum. Default 32.
+	MaxInflight uint16
+	// SessionQueue is how many QoS 1 and 2 messages may wait for a
+	// session's outbound window; over it, new ones are dropped and
+	// counted. Default 1000.
+	SessionQueue int
+	// QoS0Queue is how many QoS 0 messages may wait to be written to a
+	// session; over it, new ones are dropped and counted. Default 1000.
+	QoS0Queue int
+	// QueueBudget bounds the bytes of all messages waiting in all
+	// sessions' queues of this server, whatever the session count; over
+	// it, new messages are dropped and counted. Default 256 MiB.
+	QueueBudget int64
+	// RouteTimeout bounds adding or removing a subscription's route.
+	// Default 10s.
+	RouteTimeout time.Duration
+
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the server's metrics. Nil means metrics are kept
@@ -117,6 +151,13 @@ const (
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultDrainTimeout      = 5 * time.Second
 	DefaultWSPath            = "/mqtt"
+	DefaultTenant            = "DevOnly"
+	DefaultMaximumQoS        = 2
+	DefaultMaxInflight       = 32
+	DefaultSessionQueue      = 1000
+	DefaultQoS0Queue         = 1000
+	DefaultQueueBudget       = 256 << 20
+	DefaultRouteTimeout      = 10 * time.Second
 	maxProtocolPacketSize    = 268435455 + 5
 )
 
@@ -148,6 +189,30 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.NodeID == "" {
+		o.NodeID = randomID()
+	}
+	if o.Tenant == "" {
+		o.Tenant = DefaultTenant
+	}
+	if o.MaximumQoS == 0 {
+		o.MaximumQoS = DefaultMaximumQoS
+	}
+	if o.MaxInflight == 0 {
+		o.MaxInflight = DefaultMaxInflight
+	}
+	if o.SessionQueue == 0 {
+		o.SessionQueue = DefaultSessionQueue
+	}
+	if o.QoS0Queue == 0 {
+		o.QoS0Queue = DefaultQoS0Queue
+	}
+	if o.QueueBudget == 0 {
+		o.QueueBudget = DefaultQueueBudget
+	}
+	if o.RouteTimeout == 0 {
+		o.RouteTimeout = DefaultRouteTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -228,6 +293,27 @@ func (o *Options) Validate() error {
 	}
 	if o.DrainTimeout < 0 {
 		add("DrainTimeout: %v is negative", o.DrainTimeout)
+	}
+	if o.Router == nil {
+		add("Router: required")
+	}
+	if strings.IndexByte(o.NodeID, 0) >= 0 {
+		add("NodeID: contains a 0 byte")
+	}
+	if o.MaximumQoS > 2 {
+		add("MaximumQoS: %d is not 1 or 2", o.MaximumQoS)
+	}
+	if o.SessionQueue < 0 {
+		add("SessionQueue: %d is negative", o.SessionQueue)
+	}
+	if o.QoS0Queue < 0 {
+		add("QoS0Queue: %d is negative", o.QoS0Queue)
+	}
+	if o.QueueBudget < 0 {
+		add("QueueBudget: %d is negative", o.QueueBudget)
+	}
+	if o.RouteTimeout < 0 {
+		add("RouteTimeout: %v is negative", o.RouteTimeout)
 	}
 	if len(probs) == 0 {
 		return nil

@@ -39,7 +39,10 @@ type Server struct {
 		closed    bool
 		listeners []*listener
 		conns     map[*conn]struct{}
+		sessions  map[string]*conn // connected sessions by tenant and client id
 	}
+	local     *localIndex
+	queued    atomic.Int64  // bytes of messages waiting in sessions' queues
 	stopping  chan struct{} // closed when Close begins
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -65,6 +68,9 @@ func NewServer(opts Options) (*Server, error) {
 		stopping: make(chan struct{}),
 	}
 	s.mu.conns = make(map[*conn]struct{})
+	s.mu.sessions = make(map[string]*conn)
+	s.local = newLocalIndex(s)
+	opts.Router.Register(s.local.name, s.local)
 	return s, nil
 }
 
@@ -214,6 +220,40 @@ func (s *Server) untrack(c *conn) {
 	s.wg.Done()
 }
 
+func sessionKey(c *conn) string { return c.tenant + "\x00" + c.clientID }
+
+// register makes c the connection of its session; an older connection
+// with the same tenant and client id is kicked (taken over).
+func (s *Server) register(c *conn) {
+	k := sessionKey(c)
+	s.mu.Lock()
+	old := s.mu.sessions[k]
+	s.mu.sessions[k] = c
+	c.registered = true
+	if old != nil {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if old != nil {
+		s.metrics.takeovers.Inc()
+		go func() {
+			defer s.wg.Done()
+			old.kick()
+		}()
+	}
+}
+
+// unregister removes c from the registry unless a newer connection has
+// taken its place.
+func (s *Server) unregister(c *conn) {
+	k := sessionKey(c)
+	s.mu.Lock()
+	if s.mu.sessions[k] == c {
+		delete(s.mu.sessions, k)
+	}
+	s.mu.Unlock()
+}
+
 func (s *Server) isStopping() bool {
 	select {
 	case <-s.stopping:
@@ -266,6 +306,7 @@ func (s *Server) shutdown() {
 		s.log.Warn("drain timeout: cutting connections", "connections", left)
 		<-done
 	}
+	s.opts.Router.Unregister(s.local.name)
 	s.log.Info("stopped")
 }
 

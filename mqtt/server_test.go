@@ -17,7 +17,14 @@ import (
 	"github.com/bifromq-go/bifromq/mqtt/packet"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// dragonboat's process-wide goroutines (see basekv's tests).
+		goleak.IgnoreTopFunction("github.com/lni/goutils/syncutil.(*Stopper).runWorker.func1"),
+		goleak.IgnoreAnyFunction("github.com/lni/dragonboat/v4/internal/logdb/kv/pebble.(*eventListener).notify"),
+		goleak.IgnoreTopFunction("github.com/cockroachdb/pebble.(*DB).maybeScheduleCompactionPicker.func1"),
+	)
+}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -29,6 +36,9 @@ func startServer(t testing.TB, opts Options) *Server {
 	}
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()
+	}
+	if opts.Router == nil {
+		opts.Router = newRouter(t)
 	}
 	s, err := NewServer(opts)
 	if err != nil {

@@ -1,6 +1,7 @@
 package standalone
 
 import (
+	"github.com/bifromq-go/bifromq/basekv"
 	"strings"
 	"time"
 
@@ -29,8 +30,18 @@ type Config struct {
 	// cluster endpoints).
 	API APIConfig `yaml:"api"`
 	// Cluster configures membership and replication: gossip uses Env,
-	// Bind, Advertise and Seeds; RaftAddr comes into use with the stores.
+	// Bind, Advertise and Seeds; the stores' Raft transport RaftAddr.
 	Cluster ClusterConfig `yaml:"cluster"`
+	// Store configures the replicated stores (routes now; sessions and
+	// retained messages as they land).
+	Store StoreConfig `yaml:"store"`
+}
+
+// StoreConfig configures the node's basekv stores.
+type StoreConfig struct {
+	// LogDB is the memory budget of the Raft log: tiny (~256 MB at most),
+	// small (~1 GB) or default (~8 GB). Default small.
+	LogDB string `yaml:"logDB"`
 }
 
 // LogConfig configures logging.
@@ -140,6 +151,22 @@ type MQTTConfig struct {
 	// DrainTimeout bounds graceful shutdown: how long clients told to
 	// disconnect get before their connections are cut. Default 5s.
 	DrainTimeout time.Duration `yaml:"drainTimeout"`
+	// MaximumQoS is the highest QoS accepted and delivered: 1 or 2.
+	// Default 2.
+	MaximumQoS int `yaml:"maximumQoS"`
+	// MaxInflight is a v3 client's outbound window of unacknowledged QoS
+	// 1/2 messages (a v5 client's is its Receive Maximum); in [1, 65535].
+	// Default 32.
+	MaxInflight int `yaml:"maxInflight"`
+	// SessionQueue is how many QoS 1/2 messages may wait for a session's
+	// outbound window before new ones are dropped; at least 1. Default 1000.
+	SessionQueue int `yaml:"sessionQueue"`
+	// QoS0Queue is how many QoS 0 messages may wait to be written to a
+	// session before new ones are dropped; at least 1. Default 1000.
+	QoS0Queue int `yaml:"qos0Queue"`
+	// QueueBudget bounds the bytes of all messages waiting in all sessions'
+	// queues; over it new ones are dropped; at least 1. Default 268435456.
+	QueueBudget int64 `yaml:"queueBudget"`
 }
 
 // APIConfig configures the HTTP API.
@@ -162,7 +189,8 @@ type ClusterConfig struct {
 	// Advertise is the host:port other nodes reach Bind at, when it differs
 	// (NAT, containers). Default empty: Bind.
 	Advertise string `yaml:"advertise"`
-	// RaftAddr is host:port of the Raft transport. Default 127.0.0.1:7947.
+	// RaftAddr is host:port of the Raft transport; port 0 picks a free
+	// port at each start. Default 127.0.0.1:7947.
 	RaftAddr string `yaml:"raftAddr"`
 	// Seeds are host:port gossip addresses of nodes to join; empty starts a
 	// new cluster. Default empty.
@@ -194,8 +222,14 @@ func DefaultConfig() Config {
 			MaxClientIDLength: mqtt.DefaultMaxClientIDLength,
 			WriteTimeout:      mqtt.DefaultWriteTimeout,
 			DrainTimeout:      mqtt.DefaultDrainTimeout,
+			MaximumQoS:        mqtt.DefaultMaximumQoS,
+			MaxInflight:       mqtt.DefaultMaxInflight,
+			SessionQueue:      mqtt.DefaultSessionQueue,
+			QoS0Queue:         mqtt.DefaultQoS0Queue,
+			QueueBudget:       mqtt.DefaultQueueBudget,
 		},
-		API: APIConfig{Addr: "127.0.0.1:8091"},
+		Store: StoreConfig{LogDB: string(basekv.LogDBSmall)},
+		API:   APIConfig{Addr: "127.0.0.1:8091"},
 		Cluster: ClusterConfig{
 			Env:      "bifromq",
 			Bind:     "127.0.0.1:7946",
@@ -228,6 +262,11 @@ func (c *Config) MQTTOptions() mqtt.Options {
 		MaxClientIDLength: m.MaxClientIDLength,
 		WriteTimeout:      m.WriteTimeout,
 		DrainTimeout:      m.DrainTimeout,
+		MaximumQoS:        byte(m.MaximumQoS),
+		MaxInflight:       uint16(m.MaxInflight),
+		SessionQueue:      m.SessionQueue,
+		QoS0Queue:         m.QoS0Queue,
+		QueueBudget:       m.QueueBudget,
 	}
 	tlsFiles := func(t TLSConfig) mqtt.TLSFiles {
 		return mqtt.TLSFiles{

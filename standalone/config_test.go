@@ -1,6 +1,7 @@
 package standalone
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bifromq-go/bifromq/dist"
 	"github.com/bifromq-go/bifromq/mqtt"
 )
 
@@ -427,6 +429,7 @@ func TestMQTTOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := c.MQTTOptions()
+	o.Router = nopRouter{} // the node supplies its dist service
 	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		t.Fatalf("mqtt.Options of a valid Config are invalid: %v", err)
@@ -454,3 +457,17 @@ func TestMQTTOptions(t *testing.T) {
 		t.Errorf("topicAliasMaximum 0 became mqtt.Options.TopicAliasMaximum %d, want aliases disabled", o.TopicAliasMaximum)
 	}
 }
+
+// nopRouter stands in for the node's dist service where only options are
+// checked.
+type nopRouter struct{}
+
+func (nopRouter) PubAsync(string, *dist.Message, func(int, error)) {}
+func (nopRouter) AddRoute(context.Context, dist.Route, uint64) (bool, error) {
+	return true, nil
+}
+func (nopRouter) RemoveRoute(context.Context, dist.Route, uint64) (bool, error) {
+	return true, nil
+}
+func (nopRouter) Register(string, dist.Deliverer) {}
+func (nopRouter) Unregister(string)               {}

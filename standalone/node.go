@@ -17,6 +17,8 @@ import (
 
 	"github.com/bifromq-go/bifromq/apiserver"
 	"github.com/bifromq-go/bifromq/basecluster"
+	"github.com/bifromq-go/bifromq/basekv"
+	"github.com/bifromq-go/bifromq/dist"
 	"github.com/bifromq-go/bifromq/mqtt"
 )
 
@@ -43,6 +45,8 @@ type Node struct {
 	mqtt    *mqtt.Server
 	api     *apiserver.Server // nil when api.addr is off
 	cluster *basecluster.Host // gossip membership
+	kv      *basekv.Node      // the replicated stores
+	dist    *dist.Service     // routing
 
 	state atomic.Int32 // a nodeState
 
@@ -128,7 +132,34 @@ func (n *Node) start(ctx context.Context) error {
 		return fmt.Errorf("standalone: cluster membership: %w", err)
 	}
 
+	// The stores: one basekv node, its Raft transport on cluster.raftAddr.
+	// Each node keeps its own replicas for now (its directory is local):
+	// replication across nodes comes with the cluster stores.
+	raftAddr, err := resolvePort(n.cfg.Cluster.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("standalone: cluster.raftAddr: %w", err)
+	}
+	n.kv, err = basekv.Open(basekv.Options{
+		DataDir:    dir,
+		RaftAddr:   raftAddr,
+		LogDB:      basekv.LogDBSize(n.cfg.Store.LogDB),
+		Logger:     n.log,
+		Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("standalone: opening the stores: %w", err)
+	}
+	worker, err := dist.OpenWorker(n.kv, basekv.ReplicaOptions{})
+	if err != nil {
+		return fmt.Errorf("standalone: opening the %s store: %w", dist.WorkerStore, err)
+	}
+	if n.dist, err = dist.NewService(worker, dist.ServiceOptions{Logger: n.log, Registerer: reg}); err != nil {
+		return fmt.Errorf("standalone: dist service: %w", err)
+	}
+
 	mo := n.cfg.MQTTOptions()
+	mo.Router = n.dist
+	mo.NodeID = n.cluster.ID()
 	mo.Logger = n.log
 	mo.Registerer = reg
 	if n.mqtt, err = mqtt.NewServer(mo); err != nil {
@@ -198,8 +229,9 @@ func (n *Node) APIAddr() net.Addr {
 //     DISCONNECT 0x8B (server shutting down) and waits up to
 //     mqtt.drainTimeout for their connections to close;
 //  3. the HTTP API closes;
-//  4. the node leaves the cluster (gossip);
-//  5. the data directory lock is released.
+//  4. dist stops (publishes still queued fail), then the stores close;
+//  5. the node leaves the cluster (gossip);
+//  6. the data directory lock is released.
 //
 // It is idempotent; every call returns the first call's result.
 func (n *Node) Close() error {
@@ -221,6 +253,16 @@ func (n *Node) stop() error {
 			errs = append(errs, fmt.Errorf("standalone: closing api server: %w", err))
 		}
 	}
+	if n.dist != nil {
+		if err := n.dist.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("standalone: closing dist: %w", err))
+		}
+	}
+	if n.kv != nil {
+		if err := n.kv.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("standalone: closing the stores: %w", err))
+		}
+	}
 	if n.cluster != nil {
 		if err := n.cluster.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("standalone: leaving the cluster: %w", err))
@@ -232,4 +274,18 @@ func (n *Node) stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// resolvePort returns addr with port 0 replaced by a port free now.
+func resolvePort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return addr, err
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }

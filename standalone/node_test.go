@@ -30,6 +30,8 @@ func testConfig(t *testing.T) Config {
 	c.MQTT.WS.Addr = Off
 	c.API.Addr = "127.0.0.1:0"
 	c.Cluster.Bind = "127.0.0.1:0"
+	c.Cluster.RaftAddr = "127.0.0.1:0"
+	c.Store.LogDB = "tiny"
 	c.MQTT.DrainTimeout = time.Second
 	return c
 }

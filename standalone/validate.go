@@ -2,6 +2,7 @@ package standalone
 
 import (
 	"fmt"
+	"github.com/bifromq-go/bifromq/basekv"
 	"net"
 	"os"
 	"strconv"
@@ -115,6 +116,18 @@ func (c *Config) validateMQTT(p *problems) {
 	inRange("mqtt.topicAliasMaximum", m.TopicAliasMaximum, 0, 65535)
 	inRange("mqtt.maxKeepAlive", m.MaxKeepAlive, 0, 65535)
 	inRange("mqtt.maxClientIDLength", m.MaxClientIDLength, 1, 65535)
+	inRange("mqtt.maximumQoS", m.MaximumQoS, 1, 2)
+	inRange("mqtt.maxInflight", m.MaxInflight, 1, 65535)
+	inRange("mqtt.sessionQueue", m.SessionQueue, 1, 1<<30)
+	inRange("mqtt.qos0Queue", m.QoS0Queue, 1, 1<<30)
+	if m.QueueBudget < 1 {
+		p.add("mqtt.queueBudget", "%d is not positive", m.QueueBudget)
+	}
+	switch basekv.LogDBSize(c.Store.LogDB) {
+	case basekv.LogDBTiny, basekv.LogDBSmall, basekv.LogDBDefault:
+	default:
+		p.add("store.logDB", "%q is not tiny, small or default", c.Store.LogDB)
+	}
 }
 
 func (c *Config) validateCluster(p *problems) {

@@ -1,0 +1,164 @@
+package mqtt
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/bifromq-go/bifromq/dist"
+	"github.com/bifromq-go/bifromq/mqtt/packet"
+)
+
+// Inbound publishes. Every PUBLISH goes to the router in the order it was
+// read; the router completes one publisher's messages in that order, and
+// the PUBACK or PUBREC is queued on the outbox only then, so it is sent
+// after dist has accepted the message and in the order of the PUBLISHes
+// (MQTT-4.6.0-2).
+//
+// Flow control: QoS 1 messages awaiting dist and QoS 2 messages awaiting
+// PUBREL count against the server's Receive Maximum. A v5 client over it
+// breaks the protocol (DISCONNECT 0x93); a v3 client, which was never told
+// a limit, waits (its QoS 1 messages are read again as dist completes), and
+// over the limit with QoS 2 alone (which only its PUBREL can release) is
+// disconnected.
+
+// qos2State is an inbound QoS 2 message awaiting PUBREL. The map holding
+// it is the reader's; done is set by dist's completion.
+type qos2State struct {
+	done atomic.Bool
+}
+
+func (c *conn) handlePublish(h packet.FixedHeader, body []byte) (bool, closeReason) {
+	p := &c.pub
+	if err := p.Unpack(h.Flags, body, c.version); err != nil {
+		return c.decodeFailed(err)
+	}
+	topic := p.Topic
+	if c.version == packet.V5 {
+		if len(p.Properties.SubscriptionIDs) > 0 {
+			return c.violation(packet.ProtocolError, "PUBLISH from a client with a subscription identifier") // MQTT-3.3.4-6
+		}
+		if alias := p.Properties.TopicAlias; alias != 0 {
+			if int(alias) > c.s.opts.TopicAliasMaximum {
+				return c.violation(packet.TopicAliasInvalid, "topic alias over the maximum") // MQTT-3.3.2-9
+			}
+			if len(topic) > 0 {
+				if c.aliases == nil {
+					c.aliases = make(map[uint16]string)
+				}
+				if c.aliases[alias] != string(topic) {
+					c.aliases[alias] = string(topic)
+				}
+			} else if t, ok := c.aliases[alias]; ok {
+				topic = bytesOf(t)
+			} else {
+				return c.violation(packet.ProtocolError, "unknown topic alias")
+			}
+		}
+	}
+	if byte(p.QoS) > c.s.opts.MaximumQoS {
+		return c.violation(packet.QoSNotSupported, "QoS over the server's maximum") // MQTT-3.3.1-4
+	}
+	if p.QoS == packet.ExactlyOnce {
+		if st, dup := c.qos2In[p.PacketID]; dup {
+			// Distributed already (MQTT-4.3.3): acknowledge again once
+			// the first copy is accepted; its completion sends PUBREC.
+			if st.done.Load() {
+				return c.reply(&packet.Pubrec{PacketID: p.PacketID})
+			}
+			return false, ""
+		}
+		if !c.acquireIn(false) {
+			return c.violation(packet.ReceiveMaximumExceeded, "more QoS 2 messages awaiting PUBREL than Receive Maximum") // MQTT-3.3.4-8
+		}
+		if c.qos2In == nil {
+			c.qos2In = make(map[uint16]*qos2State)
+		}
+		st := &qos2State{}
+		c.qos2In[p.PacketID] = st
+		id := p.PacketID
+		c.route(p, topic, func(code packet.ReasonCode) {
+			st.done.Store(true)
+			c.out.pushAck(ack{t: packet.PUBREC, id: id, code: code})
+		})
+		return false, ""
+	}
+	if p.QoS == packet.AtLeastOnce {
+		if !c.acquireIn(c.version != packet.V5) {
+			return c.violation(packet.ReceiveMaximumExceeded, "more QoS 1 messages unacknowledged than Receive Maximum")
+		}
+		id := p.PacketID
+		c.route(p, topic, func(code packet.ReasonCode) {
+			c.releaseIn()
+			c.out.pushAck(ack{t: packet.PUBACK, id: id, code: code})
+		})
+		return false, ""
+	}
+	c.route(p, topic, nil)
+	return false, ""
+}
+
+// acquireIn takes one of the Receive Maximum slots; with wait it waits
+// for one, else it fails when none is free.
+func (c *conn) acquireIn(wait bool) bool {
+	select {
+	case c.inq <- struct{}{}:
+		return true
+	default:
+	}
+	if !wait {
+		return false
+	}
+	c.inq <- struct{}{}
+	return true
+}
+
+func (c *conn) releaseIn() { <-c.inq }
+
+// route hands a PUBLISH to the router. acked, when not nil, is called
+// with the acknowledgement code once dist has answered; for a v3 client a
+// failure closes the connection instead (v3 cannot refuse a message) and
+// acked is not called.
+func (c *conn) route(p *packet.Publish, topic []byte, acked func(packet.ReasonCode)) {
+	now := time.Now()
+	m := &dist.Message{
+		Topic:     string(topic),
+		Payload:   append([]byte(nil), p.Payload...),
+		QoS:       byte(p.QoS),
+		Retain:    p.Retain,
+		Publisher: c.clientID,
+	}
+	if c.version == packet.V5 {
+		setMessageProps(m, &p.Properties, now)
+	}
+	c.s.metrics.published.Inc()
+	var done func(int, error)
+	if acked != nil {
+		v5, qos := c.version == packet.V5, p.QoS // p is reused: copy what the completion needs
+		done = func(n int, err error) {
+			switch {
+			case err != nil:
+				c.s.log.Warn("publish not routed", "client_id", c.clientID, "topic", m.Topic, "err", err)
+				if !v5 {
+					// v3 has no failure acknowledgement: end the
+					// connection so the client knows it was not taken.
+					c.nc.Close()
+					if qos == packet.AtLeastOnce {
+						c.releaseIn() // the reader may wait for the slot
+					}
+					return
+				}
+				code := packet.UnspecifiedError
+				if errors.Is(err, dist.ErrClosed) {
+					code = packet.ServerUnavailable
+				}
+				acked(code)
+			case n == 0 && v5:
+				acked(packet.NoMatchingSubscribers)
+			default:
+				acked(packet.Success)
+			}
+		}
+	}
+	c.s.opts.Router.PubAsync(c.tenant, m, done)
+}

@@ -1,0 +1,389 @@
+package mqtt
+
+import (
+	"sync"
+	"time"
+
+	"github.com/bifromq-go/bifromq/mqtt/packet"
+)
+
+// outbox is a session's outbound side: the messages waiting to be sent,
+// the QoS 1 and 2 messages in flight, and the acknowledgements owed to the
+// client. Deliver (on dist's lanes) and the connection's reader add to it
+// without blocking; a sender goroutine, started when there is work and
+// gone when there is none, writes it out, so a slow client only ever
+// holds up its own session.
+//
+// Bounds: QoS 0 messages waiting over QoS0Queue and QoS 1/2 messages
+// waiting (beyond the in-flight window) over SessionQueue are dropped and
+// counted, as are messages over the server's QueueBudget.
+type outbox struct {
+	c *conn
+
+	mu       sync.Mutex
+	closed   bool
+	running  bool // a sender goroutine is active
+	queue    []*target
+	head     int
+	qos0     int // QoS 0 messages in queue
+	qosN     int // QoS 1 and 2 messages in queue
+	bytes    int64
+	acks     []ack
+	inflight map[uint16]*inflight
+	window   int
+	nextID   uint16
+	wg       sync.WaitGroup // the sender goroutine
+
+	// Owned by the sender goroutine (one at a time).
+	aliases   map[string]uint16
+	nextAlias uint16
+	aliasOf   []string // topic by alias
+	buf       []byte
+	pub       packet.Publish
+	taken     []*target // scratch, under mu
+}
+
+// inflight is a QoS 1 or 2 message sent and not yet fully acknowledged.
+type inflight struct {
+	qos    byte
+	rec    bool // QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
+	sentAt time.Time
+}
+
+// ack is an acknowledgement packet owed to the client (PUBACK, PUBREC,
+// PUBREL), queued from dist's completions.
+type ack struct {
+	t    packet.Type
+	id   uint16
+	code packet.ReasonCode
+}
+
+func (o *outbox) init(c *conn, window int) {
+	o.c = c
+	o.window = max(1, window)
+	o.inflight = make(map[uint16]*inflight)
+}
+
+// enqueue queues a message copy, or drops and counts it when a bound is
+// reached.
+func (o *outbox) enqueue(t *target) {
+	s := o.c.s
+	size := int64(t.msg.Size())
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	var drop string
+	switch {
+	case t.qos == 0 && o.qos0 >= s.opts.QoS0Queue:
+		drop = dropQoS0Queue
+	case t.qos > 0 && o.qosN >= s.opts.SessionQueue:
+		drop = dropSessionQueue
+	case s.queued.Add(size) > s.opts.QueueBudget:
+		s.queued.Add(-size)
+		drop = dropBudget
+	}
+	if drop != "" {
+		o.mu.Unlock()
+		s.metrics.dropped[drop].Inc()
+		return
+	}
+	if o.head > 0 && o.head == len(o.queue) {
+		o.queue, o.head = o.queue[:0], 0
+	}
+	o.queue = append(o.queue, t)
+	if t.qos == 0 {
+		o.qos0++
+	} else {
+		o.qosN++
+	}
+	o.bytes += size
+	s.metrics.queuedBytes.Add(float64(size))
+	o.kickLocked()
+	o.mu.Unlock()
+}
+
+// pushAck queues an acknowledgement for the client.
+func (o *outbox) pushAck(a ack) {
+	o.mu.Lock()
+	if !o.closed {
+		o.acks = append(o.acks, a)
+		o.kickLocked()
+	}
+	o.mu.Unlock()
+}
+
+func (o *outbox) kickLocked() {
+	if o.running || o.closed {
+		return
+	}
+	o.running = true
+	o.wg.Add(1)
+	go o.send()
+}
+
+// acked handles PUBACK, PUBREC and PUBCOMP from the client; it reports
+// false for a packet that matches no message in flight in that state.
+func (o *outbox) acked(t packet.Type, id uint16, code packet.ReasonCode) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f := o.inflight[id]
+	if f == nil {
+		return false
+	}
+	switch {
+	case t == packet.PUBACK && f.qos == 1:
+		delete(o.inflight, id)
+	case t == packet.PUBREC && f.qos == 2 && !f.rec:
+		if code >= 0x80 {
+			delete(o.inflight, id) // the client refused it: the flow ends (v5)
+		} else {
+			f.rec = true
+			o.acks = append(o.acks, ack{t: packet.PUBREL, id: id})
+		}
+	case t == packet.PUBCOMP && f.qos == 2 && f.rec:
+		delete(o.inflight, id)
+	default:
+		return false
+	}
+	if len(o.queue) > o.head || len(o.acks) > 0 {
+		o.kickLocked()
+	}
+	return true
+}
+
+// close drops everything queued and waits for the sender to stop. The
+// connection is closed first, so a sender stuck in a write returns.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.releaseLocked(o.queue[o.head:])
+	o.queue, o.head, o.acks = nil, 0, nil
+	o.mu.Unlock()
+	o.wg.Wait()
+}
+
+// releaseLocked returns the budget of messages leaving the queue.
+func (o *outbox) releaseLocked(ts []*target) {
+	var n int64
+	for _, t := range ts {
+		n += int64(t.msg.Size())
+		if t.qos == 0 {
+			o.qos0--
+		} else {
+			o.qosN--
+		}
+	}
+	o.bytes -= n
+	o.c.s.queued.Add(-n)
+	o.c.s.metrics.queuedBytes.Sub(float64(n))
+}
+
+// sending is one message taken for sending, with its packet id.
+type sending struct {
+	t  *target
+	id uint16
+}
+
+// send is the sender goroutine: it takes what is sendable (acks, QoS 0,
+// and QoS 1/2 while the window has room), writes it in one go, and
+// repeats until nothing is left.
+func (o *outbox) send() {
+	defer o.wg.Done()
+	var acks []ack
+	var batch []sending
+	for {
+		acks, batch = acks[:0], batch[:0]
+		o.mu.Lock()
+		if o.closed {
+			o.running = false
+			o.mu.Unlock()
+			return
+		}
+		acks = append(acks, o.acks...)
+		o.acks = o.acks[:0]
+		taken := o.taken[:0]
+		for o.head < len(o.queue) && len(batch) < 64 {
+			t := o.queue[o.head]
+			if t.qos > 0 {
+				if len(o.inflight) >= o.window {
+					break
+				}
+				id := o.nextPacketID()
+				o.inflight[id] = &inflight{qos: t.qos, sentAt: time.Now()}
+				batch = append(batch, sending{t, id})
+			} else {
+				batch = append(batch, sending{t, 0})
+			}
+			taken = append(taken, t)
+			o.queue[o.head] = nil
+			o.head++
+		}
+		o.releaseLocked(taken)
+		clear(taken)
+		o.taken = taken[:0]
+		if len(acks) == 0 && len(batch) == 0 {
+			o.running = false
+			o.mu.Unlock()
+			return
+		}
+		o.mu.Unlock()
+		if err := o.write(acks, batch); err != nil {
+			o.c.nc.Close() // the reader sees it and ends the connection
+			o.mu.Lock()
+			o.running = false
+			o.mu.Unlock()
+			return
+		}
+	}
+}
+
+// nextPacketID returns a free outbound packet id. Under o.mu, with the
+// window not full (so one is free).
+func (o *outbox) nextPacketID() uint16 {
+	for {
+		o.nextID++
+		if o.nextID == 0 {
+			o.nextID = 1
+		}
+		if o.inflight[o.nextID] == nil {
+			return o.nextID
+		}
+	}
+}
+
+// write encodes acks and messages into one buffer and writes it.
+func (o *outbox) write(acks []ack, batch []sending) error {
+	c := o.c
+	s := c.s
+	buf := o.buf[:0]
+	var counts [16]int
+	for _, a := range acks {
+		var p packet.Packet
+		switch a.t {
+		case packet.PUBACK:
+			p = &packet.Puback{PacketID: a.id, ReasonCode: a.code}
+		case packet.PUBREC:
+			p = &packet.Pubrec{PacketID: a.id, ReasonCode: a.code}
+		default:
+			p = &packet.Pubrel{PacketID: a.id, ReasonCode: a.code}
+		}
+		var err error
+		if buf, err = p.Append(buf, c.version); err != nil {
+			return err
+		}
+		counts[a.t]++
+	}
+	now := time.Now()
+	for _, b := range batch {
+		var ok bool
+		buf, ok = o.appendPublish(buf, b, now)
+		if !ok && b.id != 0 {
+			o.mu.Lock()
+			delete(o.inflight, b.id)
+			o.mu.Unlock()
+		}
+		if ok {
+			counts[packet.PUBLISH]++
+		}
+	}
+	o.buf = buf
+	if cap(o.buf) > 256<<10 {
+		o.buf = nil
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	n, err := c.writeRaw(buf)
+	s.metrics.bytesOut.Add(float64(n))
+	if err != nil {
+		return err
+	}
+	for t, n := range counts {
+		if n > 0 {
+			s.metrics.packetsOut[t].Add(float64(n))
+		}
+	}
+	return nil
+}
+
+// appendPublish encodes one outbound PUBLISH; false when the message is
+// dropped instead (expired, or over the client's Maximum Packet Size).
+func (o *outbox) appendPublish(buf []byte, b sending, now time.Time) ([]byte, bool) {
+	c := o.c
+	s := c.s
+	m := b.t.msg
+	if m.Expired(now) {
+		s.metrics.dropped[dropExpired].Inc()
+		return buf, false
+	}
+	p := &o.pub
+	p.Properties.Reset()
+	p.Dup, p.QoS, p.PacketID = false, packet.QoS(b.t.qos), b.id
+	p.Retain = m.Retain && b.t.rap
+	p.Topic, p.Payload = bytesOf(m.Topic), m.Payload
+	var newAlias bool
+	if c.version == packet.V5 {
+		pr := &p.Properties
+		pr.PayloadFormat = m.PayloadFormat
+		pr.ContentType, pr.ResponseTopic, pr.CorrelationData = m.ContentType, m.ResponseTopic, m.CorrelationData
+		pr.User = append(pr.User, m.User...)
+		pr.SubscriptionIDs = append(pr.SubscriptionIDs, b.t.ids...)
+		if !m.Expires.IsZero() {
+			// The remaining interval, rounded up (MQTT-3.3.2-6).
+			pr.MessageExpiry = uint32((m.Expires.Sub(now) + time.Second - 1) / time.Second)
+		}
+		if c.clientAliasMax > 0 {
+			if a, ok := o.aliases[m.Topic]; ok {
+				pr.TopicAlias, p.Topic = a, nil
+			} else {
+				pr.TopicAlias, newAlias = o.assignAlias(m.Topic), true
+			}
+		}
+	}
+	start := len(buf)
+	out, err := p.Append(buf, c.version)
+	if err == nil && c.clientMaxPacket > 0 && len(out)-start > int(c.clientMaxPacket) {
+		err = errTooLarge
+	}
+	if err != nil {
+		if newAlias {
+			// The client never learnt it.
+			delete(o.aliases, m.Topic)
+			o.aliasOf[p.Properties.TopicAlias] = ""
+		}
+		s.metrics.dropped[dropTooLarge].Inc()
+		s.log.Debug("message dropped: over the client's maximum packet size", "client_id", c.clientID,
+			"topic", m.Topic, "err", err)
+		return buf, false
+	}
+	return out, true
+}
+
+// assignAlias gives topic an outbound alias: the next free one, and once
+// all are taken, the next in turn is reassigned.
+func (o *outbox) assignAlias(topic string) uint16 {
+	if o.aliases == nil {
+		o.aliases = make(map[string]uint16)
+		o.aliasOf = make([]string, int(o.c.clientAliasMax)+1)
+	}
+	o.nextAlias = o.nextAlias%o.c.clientAliasMax + 1
+	if old := o.aliasOf[o.nextAlias]; old != "" {
+		delete(o.aliases, old)
+	}
+	o.aliases[topic] = o.nextAlias
+	o.aliasOf[o.nextAlias] = topic
+	return o.nextAlias
+}
+
+// Reasons a message for a subscriber is dropped (label "reason").
+const (
+	dropQoS0Queue    = "qos0_queue_full"
+	dropSessionQueue = "session_queue_full"
+	dropBudget       = "queue_budget"
+	dropExpired      = "expired"
+	dropTooLarge     = "too_large_for_client"
+)
+
+var dropReasons = []string{dropQoS0Queue, dropSessionQueue, dropBudget, dropExpired, dropTooLarge}

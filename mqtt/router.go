@@ -1,0 +1,251 @@
+package mqtt
+
+import (
+	"context"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bifromq-go/bifromq/dist"
+)
+
+// Router is what the frontend needs of dist (dist.Service implements it).
+// All methods are called concurrently.
+type Router interface {
+	// PubAsync routes msg; done is called once, in publish order for one
+	// (tenant, publisher), with the accepted delivery count, and must not
+	// block. PubAsync may block to pace a fast publisher.
+	PubAsync(tenant string, msg *dist.Message, done func(int, error))
+	AddRoute(ctx context.Context, r dist.Route, incarnation uint64) (bool, error)
+	RemoveRoute(ctx context.Context, r dist.Route, incarnation uint64) (bool, error)
+	// Register makes d the deliverer of the receivers named name.
+	Register(name string, d dist.Deliverer)
+	Unregister(name string)
+}
+
+// Transient sessions are routed per node: the first session of this
+// server to subscribe to a (tenant, filter) adds one route whose receiver
+// is the server's deliverer, the last to unsubscribe removes it, and the
+// server fans each delivery out to its local subscribers. The route table
+// grows with the filters, not with the sessions.
+
+// localKey names an aggregated route.
+type localKey struct {
+	tenant string
+	kind   dist.RouteKind
+	group  string
+	filter string
+}
+
+// localEntry is one aggregated route and its local subscribers.
+type localEntry struct {
+	// mu serializes adding and removing the route, and is held across the
+	// store call, so a subscribe and an unsubscribe of the same filter
+	// never race in the store.
+	mu     sync.Mutex
+	routed bool
+	// Under localIndex.mu:
+	subs    map[*conn]subscription
+	pending int // subscribes between lookup and registration
+}
+
+// localIndex is the server's table of aggregated routes; it is the
+// dist.Deliverer of the server's transient sessions.
+type localIndex struct {
+	s       *Server
+	name    string // deliverer name in the routes
+	lastInc atomic.Uint64
+
+	mu      sync.RWMutex
+	entries map[localKey]*localEntry
+}
+
+func newLocalIndex(s *Server) *localIndex {
+	return &localIndex{s: s, name: "mqtt." + s.opts.NodeID, entries: make(map[localKey]*localEntry)}
+}
+
+// incarnation returns a number above every one this process used before,
+// and above those of earlier processes (it starts from the clock), so a
+// removal always wins over older adds and loses to newer ones.
+func (x *localIndex) incarnation() uint64 {
+	now := uint64(time.Now().UnixNano())
+	for {
+		last := x.lastInc.Load()
+		next := max(now, last+1)
+		if x.lastInc.CompareAndSwap(last, next) {
+			return next
+		}
+	}
+}
+
+func (x *localIndex) route(k localKey) dist.Route {
+	return dist.Route{Tenant: k.tenant, Filter: k.filter, Kind: k.kind, Group: k.group,
+		Receiver: dist.ReceiverID(x.name, nil)}
+}
+
+// subscribe registers c's subscription under k, adding the route when c is
+// the first local subscriber. A subscription already held by c is
+// replaced (its options change, the route stays).
+func (x *localIndex) subscribe(ctx context.Context, k localKey, c *conn, sub subscription) error {
+	x.mu.Lock()
+	e := x.entries[k]
+	if e == nil {
+		e = &localEntry{subs: make(map[*conn]subscription)}
+		x.entries[k] = e
+	}
+	e.pending++
+	x.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var err error
+	if !e.routed {
+		if _, err = x.s.opts.Router.AddRoute(ctx, x.route(k), x.incarnation()); err == nil {
+			e.routed = true
+		}
+	}
+	x.mu.Lock()
+	e.pending--
+	if err == nil {
+		e.subs[c] = sub
+	}
+	x.dropIfEmpty(k, e)
+	x.mu.Unlock()
+	return err
+}
+
+// unsubscribe removes c's subscription under k, and the route when it was
+// the last. It reports whether c held it.
+func (x *localIndex) unsubscribe(ctx context.Context, k localKey, c *conn) bool {
+	x.mu.Lock()
+	e := x.entries[k]
+	if e == nil {
+		x.mu.Unlock()
+		return false
+	}
+	_, held := e.subs[c]
+	delete(e.subs, c)
+	e.pending++ // keep e while the route is removed
+	x.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x.mu.RLock()
+	last := len(e.subs) == 0 && e.pending == 1
+	x.mu.RUnlock()
+	if last && e.routed {
+		// A failed removal leaves a route with no subscriber; its first
+		// delivery answers NoReceiver and dist removes it then.
+		if _, err := x.s.opts.Router.RemoveRoute(ctx, x.route(k), x.incarnation()); err != nil {
+			x.s.log.Warn("removing a route", "tenant", k.tenant, "filter", k.filter, "err", err)
+		}
+		e.routed = false
+	}
+	x.mu.Lock()
+	e.pending--
+	x.dropIfEmpty(k, e)
+	x.mu.Unlock()
+	return held
+}
+
+// dropIfEmpty forgets an entry nobody holds or waits for. Under x.mu.
+func (x *localIndex) dropIfEmpty(k localKey, e *localEntry) {
+	if len(e.subs) == 0 && e.pending == 0 && !e.routed && x.entries[k] == e {
+		delete(x.entries, k)
+	}
+}
+
+// target is one session's share of a Deliver batch: one copy per message
+// for all of the session's matching non-shared subscriptions (the highest
+// QoS, every subscription identifier), plus one per shared subscription.
+type target struct {
+	c   *conn
+	msg *dist.Message
+	qos byte
+	rap bool // retain as published (any matching subscription asks)
+	ids []uint32
+}
+
+// Deliver implements dist.Deliverer: it fans each delivery out to the
+// local subscribers of its route and queues the copies on their sessions.
+// It never blocks: a full queue drops (and counts) instead.
+func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Result {
+	results := make([]dist.Result, len(batch))
+	type copyKey struct {
+		c   *conn
+		msg *dist.Message
+	}
+	var copies []*target
+	merged := make(map[copyKey]*target)
+	x.mu.RLock()
+	for i, d := range batch {
+		r := d.Route
+		e := x.entries[localKey{r.Tenant, r.Kind, r.Group, r.Filter}]
+		if e == nil || (len(e.subs) == 0 && e.pending == 0) {
+			results[i] = dist.NoReceiver
+			continue
+		}
+		m := d.Message
+		if r.Kind != dist.Normal {
+			if c, sub, ok := pickMember(e.subs, r.Kind, m.Publisher); ok {
+				copies = append(copies, &target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids()})
+			}
+			continue
+		}
+		for c, sub := range e.subs {
+			if sub.noLocal && c.clientID == m.Publisher {
+				continue
+			}
+			k := copyKey{c, m}
+			if t := merged[k]; t != nil {
+				t.qos = max(t.qos, min(m.QoS, sub.qos))
+				t.rap = t.rap || sub.rap
+				if sub.id != 0 {
+					t.ids = append(t.ids, sub.id)
+				}
+				continue
+			}
+			t := &target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids()}
+			merged[k] = t
+			copies = append(copies, t)
+		}
+	}
+	x.mu.RUnlock()
+	for _, t := range copies {
+		t.c.out.enqueue(t)
+	}
+	return results
+}
+
+// pickMember chooses the member of a local share group that gets a
+// message: at random for $share, by rendezvous hash of the publisher for
+// $oshare (so one publisher's messages stay with one member).
+func pickMember(subs map[*conn]subscription, kind dist.RouteKind, publisher string) (*conn, subscription, bool) {
+	if len(subs) == 0 {
+		return nil, subscription{}, false
+	}
+	if kind == dist.Shared {
+		n := rand.IntN(len(subs))
+		for c, s := range subs {
+			if n == 0 {
+				return c, s, true
+			}
+			n--
+		}
+	}
+	var best *conn
+	var bestSub subscription
+	var bestScore uint64
+	for c, s := range subs {
+		h := fnv.New64a()
+		h.Write([]byte(publisher))
+		h.Write([]byte{0})
+		h.Write([]byte(c.clientID))
+		if score := h.Sum64(); best == nil || score > bestScore || (score == bestScore && c.clientID < best.clientID) {
+			best, bestSub, bestScore = c, s, score
+		}
+	}
+	return best, bestSub, true
+}

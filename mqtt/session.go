@@ -1,0 +1,179 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/bifromq-go/bifromq/dist"
+	"github.com/bifromq-go/bifromq/mqtt/packet"
+)
+
+// subscription is one topic filter's options in a session.
+type subscription struct {
+	qos     byte   // granted QoS
+	noLocal bool   // v5: not the subscriber's own messages
+	rap     bool   // v5: retain as published
+	rh      byte   // v5: retain handling
+	id      uint32 // v5: subscription identifier; 0 none
+}
+
+func (s subscription) ids() []uint32 {
+	if s.id == 0 {
+		return nil
+	}
+	return []uint32{s.id}
+}
+
+// session is the transient session state a connection owns (its
+// goroutine only): the subscriptions, by filter as the client wrote it.
+type session struct {
+	subs map[string]localKey
+}
+
+func (c *conn) localKey(filter string) (localKey, error) {
+	kind, group, f, err := dist.ParseFilter(filter)
+	if err != nil {
+		return localKey{}, err
+	}
+	return localKey{tenant: c.tenant, kind: kind, group: group, filter: f}, nil
+}
+
+func (c *conn) routeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.s.opts.RouteTimeout)
+}
+
+func (c *conn) handleSubscribe(p *packet.Subscribe) (bool, closeReason) {
+	v := c.version
+	var subID uint32
+	if v == packet.V5 && len(p.Properties.SubscriptionIDs) > 0 {
+		subID = p.Properties.SubscriptionIDs[0]
+	}
+	ack := packet.Suback{PacketID: p.PacketID, ReasonCodes: make([]packet.ReasonCode, len(p.Subscriptions))}
+	ctx, cancel := c.routeCtx()
+	defer cancel()
+	for i, sub := range p.Subscriptions {
+		k, err := c.localKey(sub.Filter)
+		if err != nil {
+			ack.ReasonCodes[i] = packet.TopicFilterInvalid // 0x80 for v3
+			continue
+		}
+		if v == packet.V5 && sub.NoLocal && k.kind != dist.Normal {
+			return c.violation(packet.ProtocolError, "no local on a shared subscription") // MQTT-3.8.3-4
+		}
+		granted := min(byte(sub.QoS), c.s.opts.MaximumQoS)
+		opts := subscription{qos: granted, noLocal: sub.NoLocal, rap: sub.RetainAsPublished, rh: sub.RetainHandling, id: subID}
+		if err := c.s.local.subscribe(ctx, k, c, opts); err != nil {
+			c.s.log.Warn("subscribe failed", "client_id", c.clientID, "filter", sub.Filter, "err", err)
+			ack.ReasonCodes[i] = packet.UnspecifiedError
+			continue
+		}
+		if c.sess.subs == nil {
+			c.sess.subs = make(map[string]localKey)
+		}
+		c.sess.subs[sub.Filter] = k
+		ack.ReasonCodes[i] = packet.ReasonCode(granted)
+	}
+	return c.reply(&ack)
+}
+
+func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) (bool, closeReason) {
+	ack := packet.Unsuback{PacketID: p.PacketID, ReasonCodes: make([]packet.ReasonCode, len(p.Filters))}
+	ctx, cancel := c.routeCtx()
+	defer cancel()
+	for i, f := range p.Filters {
+		if packet.ValidateTopicFilter(f) != nil {
+			ack.ReasonCodes[i] = packet.TopicFilterInvalid
+			continue
+		}
+		k, ok := c.sess.subs[f]
+		if !ok {
+			ack.ReasonCodes[i] = packet.NoSubscriptionExisted
+			continue
+		}
+		delete(c.sess.subs, f)
+		c.s.local.unsubscribe(ctx, k, c)
+		ack.ReasonCodes[i] = packet.Success
+	}
+	if c.version != packet.V5 {
+		ack.ReasonCodes = nil // v3 UNSUBACK carries none
+	}
+	return c.reply(&ack)
+}
+
+// endSession removes the session's subscriptions (and, for the last local
+// subscriber of a filter, its route).
+func (c *conn) endSession() {
+	if len(c.sess.subs) == 0 {
+		return
+	}
+	ctx, cancel := c.routeCtx()
+	defer cancel()
+	for f, k := range c.sess.subs {
+		c.s.local.unsubscribe(ctx, k, c)
+		delete(c.sess.subs, f)
+	}
+}
+
+// will is a CONNECT's will message, kept until the connection ends.
+type will struct {
+	msg    *dist.Message
+	expiry time.Duration // message expiry interval, counted from publication; 0 none
+}
+
+// newWill keeps a CONNECT's will as the message it will publish.
+func (c *conn) newWill(w *packet.Will) *will {
+	m := &dist.Message{
+		Topic:     w.Topic,
+		Payload:   append([]byte(nil), w.Payload...),
+		QoS:       byte(min(w.QoS, packet.QoS(c.s.opts.MaximumQoS))),
+		Retain:    w.Retain,
+		Publisher: c.clientID,
+	}
+	wl := &will{msg: m}
+	if c.version == packet.V5 {
+		setMessageProps(m, &w.Properties, time.Time{})
+		m.Expires = time.Time{}
+		wl.expiry = time.Duration(w.Properties.MessageExpiry) * time.Second
+	}
+	return wl
+}
+
+// publishWill sends the will when the connection ended without a normal
+// DISCONNECT. The will delay is not kept yet: a transient session ends
+// with its connection, and the will is due at min(delay, session expiry
+// = 0), that is now (MQTT-3.1.3-9). Message expiry counts from now.
+func (c *conn) publishWill() {
+	if c.will == nil {
+		return
+	}
+	m := c.will.msg
+	if c.will.expiry > 0 {
+		m.Expires = time.Now().Add(c.will.expiry)
+	}
+	c.will = nil
+	c.s.metrics.willsPublished.Inc()
+	c.s.opts.Router.PubAsync(c.tenant, m, func(_ int, err error) {
+		if err != nil && !errors.Is(err, dist.ErrClosed) {
+			c.s.log.Warn("publishing a will", "client_id", c.clientID, "topic", m.Topic, "err", err)
+		}
+	})
+}
+
+// setMessageProps copies a PUBLISH's (or will's) properties that travel
+// with the message; a Message Expiry Interval counts from arrived. (An
+// interval of 0 is taken as none.)
+func setMessageProps(m *dist.Message, p *packet.Properties, arrived time.Time) {
+	m.PayloadFormat = p.PayloadFormat
+	m.ContentType = p.ContentType
+	m.ResponseTopic = p.ResponseTopic
+	if len(p.CorrelationData) > 0 {
+		m.CorrelationData = append([]byte(nil), p.CorrelationData...)
+	}
+	if len(p.User) > 0 {
+		m.User = append([]packet.UserProperty(nil), p.User...)
+	}
+	if p.MessageExpiry > 0 {
+		m.Expires = arrived.Add(time.Duration(p.MessageExpiry) * time.Second)
+	}
+}
