@@ -25,7 +25,8 @@ type matchCache struct {
 
 type trieNode struct {
 	children map[string]*trieNode
-	routes   map[string]Route // the routes of the filter ending here, by key
+	routes   []Route        // the routes of the filter ending here
+	index    map[string]int // position in routes by route key
 }
 
 func newTrieNode() *trieNode { return &trieNode{} }
@@ -42,17 +43,31 @@ func (n *trieNode) add(levels []string, key string, r Route) {
 		}
 		n = c
 	}
-	if n.routes == nil {
-		n.routes = make(map[string]Route)
+	if i, ok := n.index[key]; ok {
+		n.routes[i] = r
+		return
 	}
-	n.routes[key] = r
+	if n.index == nil {
+		n.index = make(map[string]int)
+	}
+	n.index[key] = len(n.routes)
+	n.routes = append(n.routes, r)
 }
 
 // remove deletes a route and prunes empty nodes; it reports whether n
 // became empty.
 func (n *trieNode) remove(levels []string, key string) bool {
 	if len(levels) == 0 {
-		delete(n.routes, key)
+		if i, ok := n.index[key]; ok {
+			last := len(n.routes) - 1
+			if i != last {
+				n.routes[i] = n.routes[last]
+				n.index[string(RouteKey(n.routes[i]))] = i
+			}
+			n.routes[last] = Route{}
+			n.routes = n.routes[:last]
+			delete(n.index, key)
+		}
 	} else if c := n.children[levels[0]]; c != nil {
 		if c.remove(levels[1:], key) {
 			delete(n.children, levels[0])
@@ -66,15 +81,11 @@ func (n *trieNode) match(levels []string, d int, dollar bool, out *[]Route) {
 	wild := !(d == 0 && dollar)
 	if wild {
 		if c := n.children["#"]; c != nil {
-			for _, r := range c.routes {
-				*out = append(*out, r)
-			}
+			*out = append(*out, c.routes...)
 		}
 	}
 	if d == len(levels) {
-		for _, r := range n.routes {
-			*out = append(*out, r)
-		}
+		*out = append(*out, n.routes...)
 		return
 	}
 	if c := n.children[levels[d]]; c != nil {

@@ -14,6 +14,34 @@ import (
 //
 //	go test ./dist -run '^$' -bench Match -benchmem
 func BenchmarkMatch(b *testing.B) {
+	benchMatch(b, func(routes []Route) func(topic string) int {
+		s := newSliceSeeker(routes)
+		return func(topic string) int {
+			rs, _ := Match(s, "t", topic)
+			return len(rs)
+		}
+	})
+}
+
+// BenchmarkMatchCache measures the per-tenant match cache (the trie the
+// dist.worker coprocessor answers from once a tenant is loaded) over the
+// same routes and topics: the hot path of every publish.
+//
+//	go test ./dist -run '^$' -bench MatchCache -benchmem
+func BenchmarkMatchCache(b *testing.B) {
+	benchMatch(b, func(routes []Route) func(topic string) int {
+		c := &matchCache{tenants: map[string]*trieNode{"t": newTrieNode()}}
+		for _, r := range routes {
+			c.apply(true, RouteKey(r), r)
+		}
+		return func(topic string) int {
+			rs, _ := c.lookup("t", topic)
+			return len(rs)
+		}
+	})
+}
+
+func benchMatch(b *testing.B, build func([]Route) func(topic string) int) {
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		rnd := rand.New(rand.NewSource(1))
 		var routes []Route
@@ -33,7 +61,7 @@ func BenchmarkMatch(b *testing.B) {
 			routes = append(routes, Route{Tenant: "t", Filter: strings.Join(levels, "/"), Kind: Normal,
 				Receiver: []byte(fmt.Sprint(i))})
 		}
-		s := newSliceSeeker(routes)
+		match := build(routes)
 		topics := make([]string, 256)
 		for i := range topics {
 			levels := make([]string, 1+rnd.Intn(8))
@@ -46,8 +74,7 @@ func BenchmarkMatch(b *testing.B) {
 			b.ReportAllocs()
 			matched := 0
 			for i := 0; i < b.N; i++ {
-				rs, _ := Match(s, "t", topics[i%len(topics)])
-				matched += len(rs)
+				matched += match(topics[i%len(topics)])
 			}
 			b.ReportMetric(float64(matched)/float64(b.N), "routes/op")
 		})
