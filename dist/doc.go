@@ -13,20 +13,30 @@
 // receiver that no longer exists is unrouted. dist imports neither mqtt
 // nor inbox.
 //
-// # Status
+// # Pieces
 //
-// Here now: route keys (RouteKey, DecodeRouteKey: ordered by tenant, then
-// filter levels, then kind, group and receiver), ParseFilter for normal,
-// $share and $oshare filters, Match, the seek-based walk over ordered
-// route keys (tested against a brute-force matcher on 100k routes;
-// BenchmarkMatch), and the dist.worker coprocessor with its client Worker:
-// AddRoute and RemoveRoute with incarnations, Match on a local replica,
-// splits kept at tenant boundaries, and the per-tenant match cache (a trie
-// per tenant, built and updated on the apply path; see cache.go), and the
-// Service: Pub matches, keeps one member per $share group (random) and per
-// $oshare group (rendezvous hash of the publisher), groups deliveries by
-// Deliverer (a receiver names its deliverer: ReceiverID) and unroutes
-// receivers reported gone. Still to come: batching of concurrent Pubs,
-// per-node aggregation of transient routes, and the mqtt and inbox
-// deliverers.
+// Route keys (RouteKey, DecodeRouteKey: ordered by tenant, then filter
+// levels, then kind, group and receiver); ParseFilter for normal, $share
+// and $oshare filters; Match, the seek-based walk over ordered route keys
+// (tested against a brute-force matcher on 100k routes); the dist.worker
+// coprocessor and its client Worker (AddRoute and RemoveRoute with
+// incarnations, Match on a local replica returning each route's
+// incarnation, splits kept at tenant boundaries, the per-tenant match
+// cache of cache.go); and the Service.
+//
+// # Service
+//
+// Service.PubAsync queues a publish on one of a fixed set of lanes chosen
+// by (tenant, publisher); a lane takes what has queued (up to MaxBatch),
+// matches each distinct topic once, keeps one member per $share group
+// (random) and per $oshare group (rendezvous hash of the publisher), and
+// hands each Deliverer one batch for all of it. A lane completes its
+// publishes in order, so one publisher's messages reach each receiver,
+// and are acknowledged, in publish order. A receiver its deliverer
+// reports gone is unrouted with the incarnation Match saw, so a newer
+// add of the same route survives. Service.Pub is the blocking form.
+//
+// Transient sessions are aggregated by the frontend: one route per
+// (tenant, filter) per node, fanned out locally (see package mqtt). The
+// inbox deliverer (persistent sessions) comes with the inbox.
 package dist

@@ -1,8 +1,8 @@
 // Package mqtt is the protocol frontend of a node: listeners (TCP, TLS,
 // WebSocket, WSS, optionally behind the PROXY protocol), connection
-// lifecycle and, as later layers land, sessions, the session dictionary,
-// authentication and tenant settings. It talks to dist, inbox and retain
-// only through their Go client interfaces.
+// lifecycle, transient sessions and, as later layers land, persistent
+// sessions, authentication and tenant settings. It talks to dist (and
+// later inbox and retain) only through interfaces it declares (Router).
 //
 // # Connection lifecycle
 //
@@ -25,9 +25,50 @@
 //     and UNSUBSCRIBE per protocol. Any violation closes the connection, a
 //     v5 client first getting a DISCONNECT with the reason code.
 //
-// Until routing lands (the dist issue) PUBLISH is validated and
-// acknowledged (v5: "no matching subscribers") and nothing is delivered;
-// SUBSCRIBE is granted per filter and nothing is stored.
+// # Transient sessions
+//
+// Every session is transient for now (session expiry 0; a v5 client
+// asking for more is told 0 in CONNACK). Its subscriptions are routed per
+// node: the first local subscriber of a (tenant, filter) adds one route
+// naming this server's deliverer ("mqtt."+NodeID), the last one removes
+// it, and the server fans deliveries out to its local subscribers
+// (router.go). A session gets one copy of a message for all its matching
+// non-shared subscriptions, at their highest QoS and with every
+// subscription identifier; each shared subscription gets its own copy.
+// No-local and retain-as-published apply per subscription; delivered QoS
+// is min(published, granted), and grants are capped by MaximumQoS.
+//
+// Inbound (inbound.go): each PUBLISH is handed to the Router in the order
+// read; its PUBACK or PUBREC is sent once dist has taken it, in PUBLISH
+// order. A QoS 2 message is distributed on its first PUBLISH; a resent
+// PUBLISH with the same id before PUBREL is acknowledged, not routed
+// again. QoS 1 messages awaiting dist and QoS 2 awaiting PUBREL count
+// against ReceiveMaximum (v5 over it: DISCONNECT 0x93). A v3 client has
+// no failure acknowledgement: when dist fails a message, the connection
+// is closed.
+//
+// Outbound (outbound.go): each session has a queue drained by a sender
+// goroutine that exists only while there is work; it writes acknowledgements
+// and messages in batches. QoS 1/2 messages go out while the in-flight
+// window has room (the client's Receive Maximum, or MaxInflight for v3),
+// with packet ids not in flight. Beyond the window they wait up to
+// SessionQueue; QoS 0 messages wait up to QoS0Queue; all waiting messages
+// of the server share QueueBudget bytes. Over a bound a message is dropped
+// and counted, never blocking the publisher or other sessions. At send
+// time an expired message is dropped and the others carry their remaining
+// expiry; a message over the client's Maximum Packet Size is dropped
+// (MQTT-3.1.2-25) and the session goes on; topics get outbound aliases up
+// to the client's Topic Alias Maximum (reassigned in turn once all are
+// used). Messages are not retransmitted on a live connection (MQTT 5
+// §4.4 allows resending only on reconnect with a kept session: the inbox
+// issue); those unacknowledged when a transient session ends end with it.
+//
+// A will is published when the connection ends without a normal
+// DISCONNECT (or with v5 reason 0x04), immediately: a transient session
+// ends with its connection, so the will delay is min(delay, 0). A CONNECT
+// with a client id already connected on this server takes the session
+// over: the old connection gets DISCONNECT 0x8E (v5) and is closed, and
+// its will is published.
 //
 // # Shutdown
 //
@@ -41,5 +82,7 @@
 // bifromq_mqtt_connections{listener}, _connections_accepted_total,
 // _connections_rejected_total{reason}, _disconnects_total{reason},
 // _packets_received_total{type}, _packets_sent_total{type},
-// _received_bytes_total, _sent_bytes_total, _decode_errors_total{reason}.
+// _received_bytes_total, _sent_bytes_total, _decode_errors_total{reason},
+// _messages_published_total, _messages_dropped_total{reason},
+// _queued_bytes, _session_takeovers_total, _wills_published_total.
 package mqtt
