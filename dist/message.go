@@ -1,11 +1,11 @@
 package dist
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/bifromq-go/bifromq/internal/wire"
 	"github.com/bifromq-go/bifromq/mqtt/packet"
 )
 
@@ -62,27 +62,27 @@ var ErrBadMessage = errors.New("dist: malformed message encoding")
 // AppendBinary appends m's encoding to b.
 func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, messageVersion)
-	b = appendBytes(b, m.Topic)
-	b = appendBytes(b, m.Payload)
+	b = wire.AppendBytes(b, m.Topic)
+	b = wire.AppendBytes(b, m.Payload)
 	flags := m.QoS & 3
 	if m.Retain {
 		flags |= 4
 	}
 	b = append(b, flags)
-	b = appendBytes(b, m.Publisher)
+	b = wire.AppendBytes(b, m.Publisher)
 	var exp int64
 	if !m.Expires.IsZero() {
 		exp = m.Expires.UnixMilli()
 	}
-	b = binary.AppendVarint(b, exp)
+	b = wire.AppendVarint(b, exp)
 	b = append(b, m.PayloadFormat)
-	b = appendBytes(b, m.ContentType)
-	b = appendBytes(b, m.ResponseTopic)
-	b = appendBytes(b, m.CorrelationData)
-	b = binary.AppendUvarint(b, uint64(len(m.User)))
+	b = wire.AppendBytes(b, m.ContentType)
+	b = wire.AppendBytes(b, m.ResponseTopic)
+	b = wire.AppendBytes(b, m.CorrelationData)
+	b = wire.AppendUvarint(b, uint64(len(m.User)))
 	for _, u := range m.User {
-		b = appendBytes(b, u.Key)
-		b = appendBytes(b, u.Value)
+		b = wire.AppendBytes(b, u.Key)
+		b = wire.AppendBytes(b, u.Value)
 	}
 	return b, nil
 }
@@ -93,99 +93,41 @@ func (m *Message) MarshalBinary() ([]byte, error) { return m.AppendBinary(nil) }
 // UnmarshalBinary implements encoding.BinaryUnmarshaler. The message
 // does not alias b.
 func (m *Message) UnmarshalBinary(b []byte) error {
-	d := decoder{b: b}
-	if v := d.byte(); v != messageVersion {
+	return m.decode(wire.NewDecoder(b), true)
+}
+
+// DecodeFrom reads one message from d, leaving what follows it.
+func (m *Message) DecodeFrom(d *wire.Decoder) error { return m.decode(d, false) }
+
+func (m *Message) decode(d *wire.Decoder, all bool) error {
+	if v := d.Byte(); v != messageVersion {
 		return fmt.Errorf("%w: version %d", ErrBadMessage, v)
 	}
 	*m = Message{}
-	m.Topic = string(d.bytes())
-	m.Payload = d.copy()
-	flags := d.byte()
+	m.Topic = d.String()
+	m.Payload = d.Copy()
+	flags := d.Byte()
 	m.QoS, m.Retain = flags&3, flags&4 != 0
-	m.Publisher = string(d.bytes())
-	if exp := d.varint(); exp != 0 {
+	m.Publisher = d.String()
+	if exp := d.Varint(); exp != 0 {
 		m.Expires = time.UnixMilli(exp)
 	}
-	m.PayloadFormat = d.byte()
-	m.ContentType = string(d.bytes())
-	m.ResponseTopic = string(d.bytes())
-	m.CorrelationData = d.copy()
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)) {
-		d.err = ErrBadMessage
+	m.PayloadFormat = d.Byte()
+	m.ContentType = d.String()
+	m.ResponseTopic = d.String()
+	m.CorrelationData = d.Copy()
+	n := d.Count()
+	for i := 0; i < n && d.Err == nil; i++ {
+		m.User = append(m.User, packet.UserProperty{Key: d.String(), Value: d.String()})
 	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		m.User = append(m.User, packet.UserProperty{Key: string(d.bytes()), Value: string(d.bytes())})
+	var err error
+	if all {
+		err = d.Done()
+	} else {
+		err = d.Err
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%w: %d trailing bytes", ErrBadMessage, len(d.b))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
-	return d.err
-}
-
-func appendBytes[T string | []byte](b []byte, s T) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// decoder reads the encoding; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = ErrBadMessage
-	}
-	d.b = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) < 1 {
-		d.fail()
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes() []byte {
-	l := d.uvarint()
-	if d.err != nil || l > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	v := d.b[:l]
-	d.b = d.b[l:]
-	return v
-}
-
-func (d *decoder) copy() []byte {
-	v := d.bytes()
-	if len(v) == 0 {
-		return nil
-	}
-	return append([]byte(nil), v...)
+	return nil
 }
