@@ -1,0 +1,300 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bifromq-go/bifromq/dist"
+)
+
+// DelivererName names the inbox deliverer in routes: a persistent
+// subscription's receiver is dist.ReceiverID(DelivererName, client id),
+// added with the inbox's incarnation.
+const DelivererName = "inbox"
+
+// Router is what the inbox service needs of dist: unrouting the filters
+// of expired inboxes and publishing their wills. dist.Service implements
+// it.
+type Router interface {
+	RemoveRoute(ctx context.Context, r dist.Route, incarnation uint64) (bool, error)
+	PubAsync(tenant string, msg *dist.Message, done func(int, error))
+}
+
+// ServiceOptions configure a Service; zero values take the defaults.
+type ServiceOptions struct {
+	// ExpiryInterval is how often the expiry scan runs (session expiry
+	// and delayed wills fire within it). Default 1s.
+	ExpiryInterval time.Duration
+	// Timeout bounds one store call. Default 10s.
+	Timeout    time.Duration
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Validate reports bad options.
+func (o *ServiceOptions) Validate() error {
+	var errs []error
+	if o.ExpiryInterval < 0 {
+		errs = append(errs, fmt.Errorf("inbox: ExpiryInterval %v is negative", o.ExpiryInterval))
+	}
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("inbox: Timeout %v is negative", o.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Service is the node's inbox service: dist's deliverer for persistent
+// subscriptions (it queues each message durably in the inbox, then wakes
+// the session when it is online here), and the owner of the expiry scan
+// that deletes expired inboxes (unrouting their filters) and publishes
+// delayed wills.
+type Service struct {
+	c      *Client
+	router Router
+	opts   ServiceOptions
+	m      *serviceMetrics
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu        sync.RWMutex
+	listeners map[listenKey]*listener
+}
+
+type listener struct{ wake func() }
+
+type listenKey struct{ tenant, id string }
+
+// NewService starts the service. Close stops it.
+func NewService(c *Client, router Router, o ServiceOptions) (*Service, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.ExpiryInterval == 0 {
+		o.ExpiryInterval = time.Second
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Service{c: c, router: router, opts: o, m: newServiceMetrics(o.Registerer), stop: make(chan struct{}),
+		listeners: make(map[listenKey]*listener)}
+	s.wg.Add(1)
+	go s.expiryLoop()
+	return s, nil
+}
+
+// Client is the store client the service uses.
+func (s *Service) Client() *Client { return s.c }
+
+// Close stops the expiry scan. Idempotent.
+func (s *Service) Close() error {
+	s.once.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// Listen registers wake, called (without blocking) after messages are
+// queued for the inbox; the returned func unregisters it.
+func (s *Service) Listen(tenant, id string, wake func()) (cancel func()) {
+	k := listenKey{tenant, id}
+	l := &listener{wake: wake}
+	s.mu.Lock()
+	s.listeners[k] = l
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		// Only our own registration: a takeover may have replaced it.
+		if s.listeners[k] == l {
+			delete(s.listeners, k)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Deliver implements dist.Deliverer: each message is inserted once per
+// inbox (with every matching filter), durably, before Deliver returns.
+func (s *Service) Deliver(ctx context.Context, batch []dist.Delivery) []dist.Result {
+	type key struct {
+		tenant, id string
+		inc        uint64
+		msg        *dist.Message
+	}
+	type group struct {
+		filters []string
+		idx     []int
+		res     dist.Result
+	}
+	groups := make(map[key]*group)
+	var order []*group
+	var keys []key
+	results := make([]dist.Result, len(batch))
+	for i, d := range batch {
+		_, id, ok := dist.SplitReceiver(d.Route.Receiver)
+		if !ok || len(id) == 0 {
+			results[i] = dist.NoReceiver
+			continue
+		}
+		k := key{d.Route.Tenant, string(id), d.Route.Incarnation, d.Message}
+		g := groups[k]
+		if g == nil {
+			g = &group{}
+			groups[k] = g
+			order = append(order, g)
+			keys = append(keys, k)
+		}
+		g.filters = append(g.filters, SubscriberFilter(d.Route))
+		g.idx = append(g.idx, i)
+	}
+	var wg sync.WaitGroup
+	for i, g := range order {
+		k := keys[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := s.c.Insert(ctx, k.tenant, k.id, k.inc, g.filters, k.msg)
+			switch {
+			case errors.Is(err, ErrNoInbox):
+				g.res = dist.NoReceiver
+			case err != nil:
+				s.opts.Logger.Warn("inbox insert failed", "tenant", k.tenant, "inbox", k.id, "err", err)
+				g.res = dist.Failed
+			default:
+				g.res = dist.Delivered
+				if r.Dropped {
+					s.m.dropped.Inc()
+					s.opts.Logger.Info("inbox full: message dropped", "tenant", k.tenant, "inbox", k.id, "topic", k.msg.Topic)
+				}
+				if r.Stored {
+					s.m.inserted.Inc()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	woken := make(map[listenKey]bool)
+	s.mu.RLock()
+	for i, g := range order {
+		for _, j := range g.idx {
+			results[j] = g.res
+		}
+		lk := listenKey{keys[i].tenant, keys[i].id}
+		if g.res == dist.Delivered && !woken[lk] {
+			woken[lk] = true
+			if l := s.listeners[lk]; l != nil {
+				l.wake()
+			}
+		}
+	}
+	s.mu.RUnlock()
+	return results
+}
+
+func (s *Service) expiryLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.expireOnce()
+		}
+	}
+}
+
+// expireOnce runs the expiry scan until a round finds nothing more.
+func (s *Service) expireOnce() {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+		items, err := s.c.Expire(ctx, 1000)
+		cancel()
+		if err != nil {
+			s.opts.Logger.Warn("inbox expiry scan", "err", err)
+		}
+		for _, e := range items {
+			s.handleExpired(e)
+		}
+		if len(items) < 1000 {
+			return
+		}
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+	}
+}
+
+func (s *Service) handleExpired(e Expired) {
+	if e.Will != nil {
+		s.m.wills.Inc()
+		m := e.Will.Message
+		s.router.PubAsync(e.Tenant, m, func(_ int, err error) {
+			if err != nil && !errors.Is(err, dist.ErrClosed) {
+				s.opts.Logger.Warn("publishing a delayed will", "tenant", e.Tenant, "inbox", e.ID, "err", err)
+			}
+		})
+	}
+	if e.Deleted {
+		s.m.expired.Inc()
+		s.Unroute(e.Tenant, e.ID, e.Incarnation, e.Filters)
+	}
+}
+
+// Unroute removes the routes of an inbox's filters (for the given
+// incarnation).
+func (s *Service) Unroute(tenant, id string, inc uint64, filters []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	for _, f := range filters {
+		r, err := Route(tenant, id, f)
+		if err != nil {
+			continue
+		}
+		if _, err := s.router.RemoveRoute(ctx, r, inc); err != nil {
+			s.opts.Logger.Warn("unrouting an inbox filter", "tenant", tenant, "inbox", id, "filter", f, "err", err)
+		}
+	}
+}
+
+// Route is the dist route of an inbox's subscription to filter.
+func Route(tenant, id, filter string) (dist.Route, error) {
+	kind, group, f, err := dist.ParseFilter(filter)
+	if err != nil {
+		return dist.Route{}, err
+	}
+	return dist.Route{Tenant: tenant, Filter: f, Kind: kind, Group: group,
+		Receiver: dist.ReceiverID(DelivererName, []byte(id))}, nil
+}
+
+type serviceMetrics struct {
+	inserted, dropped, expired, wills prometheus.Counter
+}
+
+func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "bifromq", Subsystem: "inbox", Name: name, Help: help})
+	}
+	m := &serviceMetrics{
+		inserted: c("messages_queued_total", "Messages queued in inboxes."),
+		dropped:  c("messages_dropped_total", "Messages dropped because an inbox queue was full (the drop policy)."),
+		expired:  c("sessions_expired_total", "Inboxes deleted at session expiry."),
+		wills:    c("delayed_wills_total", "Delayed wills published by the expiry scan."),
+	}
+	if reg != nil {
+		reg.MustRegister(m.inserted, m.dropped, m.expired, m.wills)
+	}
+	return m
+}
