@@ -55,7 +55,8 @@ func (o *ServiceOptions) Validate() error {
 // that deletes expired inboxes (unrouting their filters) and publishes
 // delayed wills.
 type Service struct {
-	c      *Client
+	*Client // the store client: Attach, Subscribe, Insert, Fetch, ...
+	c       *Client
 	router Router
 	opts   ServiceOptions
 	m      *serviceMetrics
@@ -85,15 +86,12 @@ func NewService(c *Client, router Router, o ServiceOptions) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{c: c, router: router, opts: o, m: newServiceMetrics(o.Registerer), stop: make(chan struct{}),
+	s := &Service{Client: c, c: c, router: router, opts: o, m: newServiceMetrics(o.Registerer), stop: make(chan struct{}),
 		listeners: make(map[listenKey]*listener)}
 	s.wg.Add(1)
 	go s.expiryLoop()
 	return s, nil
 }
-
-// Client is the store client the service uses.
-func (s *Service) Client() *Client { return s.c }
 
 // Close stops the expiry scan. Idempotent.
 func (s *Service) Close() error {

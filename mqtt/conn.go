@@ -35,7 +35,8 @@ type conn struct {
 	clientMaxPacket uint32 // client's Maximum Packet Size; 0 no limit
 	clientAliasMax  uint16 // client's Topic Alias Maximum: outbound aliases
 	problemInfo     bool   // client accepts reason strings and user properties
-	sessionExpiry   uint32
+	sessionExpiry   uint32 // as CONNECT asked (v5)
+	expiry          uint32 // the session expiry in force; a persistent session only
 	// Inbound state.
 	qos2In  map[uint16]*qos2State // QoS 2 packet ids awaiting PUBREL
 	inq     chan struct{}         // Receive Maximum slots: QoS 1 awaiting dist, QoS 2 awaiting PUBREL
@@ -43,7 +44,9 @@ type conn struct {
 	pub     packet.Publish        // reused for every inbound PUBLISH
 	sess    session
 	will    *will
-	out     outbox // outbound messages and acknowledgements
+	out     outbox        // outbound messages and acknowledgements
+	p       *persist      // the persistent session; nil for a transient one
+	done    chan struct{} // closed when the connection has ended
 
 	connected  atomic.Bool // CONNACK success sent; version is set
 	stopping   atomic.Bool // the server is shutting this connection down
@@ -55,7 +58,8 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, kind ListenerKind, over bool) *conn {
-	return &conn{s: s, nc: nc, kind: kind, over: over, rd: packet.NewReader(nc, s.opts.MaxPacketSize)}
+	return &conn{s: s, nc: nc, kind: kind, over: over, rd: packet.NewReader(nc, s.opts.MaxPacketSize),
+		done: make(chan struct{})}
 }
 
 // release returns the connection's pooled buffers.
@@ -75,9 +79,10 @@ func (c *conn) serve() {
 	var reason closeReason
 	defer func() {
 		c.nc.Close()
-		if c.connected.Load() {
+		if c.out.c != nil {
 			c.end(reason)
 		}
+		close(c.done)
 		c.release()
 		gauge.Dec()
 		if !c.over && c.s.opts.MaxConnections > 0 {
@@ -103,9 +108,18 @@ func (c *conn) serve() {
 // the client disconnected normally, and the session leaves the registry.
 func (c *conn) end(reason closeReason) {
 	c.out.close()
-	c.endSession()
-	if reason != "client_disconnect" {
-		c.publishWill()
+	abnormal := reason != "client_disconnect"
+	if !c.connected.Load() {
+		abnormal = false // CONNACK never went out: no session, no will (MQTT-3.1.2-8)
+		c.will = nil
+	}
+	if c.p != nil {
+		c.closeSession(abnormal)
+	} else {
+		c.endSession()
+		if abnormal {
+			c.publishWill()
+		}
 	}
 	if c.registered {
 		c.s.unregister(c)
@@ -193,12 +207,31 @@ func (c *conn) connect() bool {
 	}
 	c.out.init(c, window)
 	c.inq = make(chan struct{}, s.opts.ReceiveMaximum)
-	s.register(c)
+	var told bool
+	if c.expiry, told = c.effectiveExpiry(&cp); told {
+		ack.Properties.SessionExpiry = c.expiry
+		ack.Properties.Mark(packet.PropSessionExpiry)
+	}
+	if old := s.register(c); old != nil {
+		// The old connection's session ends first (its in-flight
+		// publishes complete, its inbox is detached), bounded in time.
+		select {
+		case <-old.done:
+		case <-time.After(s.opts.RouteTimeout):
+		}
+	}
+	if !c.openSession(&cp, &ack) {
+		return false
+	}
+	for range min(len(c.qos2In), cap(c.inq)) {
+		c.inq <- struct{}{} // resumed QoS 2 ids hold their slots until PUBREL
+	}
 	if !c.writeConnack(c.version, &ack) {
 		return false
 	}
 	c.connected.Store(true)
 	c.nc.SetDeadline(time.Time{})
+	c.startSession()
 	s.log.Debug("client connected", "client_id", c.clientID, "remote", c.remote, "version", c.version, "kind", c.kind)
 	return true
 }
@@ -253,12 +286,6 @@ func (c *conn) negotiate(cp *packet.Connect, ack *packet.Connack) bool {
 		c.clientAliasMax = p.TopicAliasMaximum
 		c.problemInfo = !p.Has(packet.PropRequestProblemInfo) || p.RequestProblemInfo == 1
 		c.sessionExpiry = p.SessionExpiry
-		if c.sessionExpiry > 0 {
-			// Sessions are not kept yet: say so (MQTT-3.2.2.3.2).
-			ack.Properties.SessionExpiry = 0
-			ack.Properties.Mark(packet.PropSessionExpiry)
-			c.sessionExpiry = 0
-		}
 		if o.ReceiveMaximum != 65535 {
 			ack.Properties.ReceiveMaximum = o.ReceiveMaximum
 		}
@@ -375,6 +402,15 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
 				// PUBREL before our PUBREC: the client broke the flow.
 				return c.violation(packet.ProtocolError, "PUBREL before PUBREC")
 			}
+			if c.p != nil {
+				ctx, cancel := c.routeCtx()
+				err := c.s.opts.Inbox.SetQoS2In(ctx, c.tenant, c.clientID, c.p.inc, false, p.PacketID)
+				cancel()
+				if err != nil {
+					c.s.log.Warn("releasing a QoS 2 id", "client_id", c.clientID, "err", err)
+					return true, "session_store_error"
+				}
+			}
 			delete(c.qos2In, p.PacketID)
 			c.releaseIn()
 		} else {
@@ -427,6 +463,9 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
 		if v == packet.V5 && c.sessionExpiry == 0 && p.Properties.SessionExpiry != 0 {
 			// MQTT-3.14.2-1: expiry cannot go from 0 to non-zero.
 			return c.violation(packet.ProtocolError, "session expiry set on DISCONNECT after 0 at CONNECT")
+		}
+		if v == packet.V5 && p.Properties.Has(packet.PropSessionExpiry) && c.p != nil {
+			c.expiry = min(p.Properties.SessionExpiry, c.s.opts.MaxSessionExpiry)
 		}
 		if v == packet.V5 && p.ReasonCode == packet.DisconnectWithWillMessage {
 			return true, "client_disconnect_with_will"

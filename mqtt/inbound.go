@@ -79,7 +79,8 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) (bool, closeReas
 		id := p.PacketID
 		c.route(p, topic, func(code packet.ReasonCode) {
 			st.done.Store(true)
-			c.out.pushAck(ack{t: packet.PUBREC, id: id, code: code})
+			// A persistent session stores the id before PUBREC.
+			c.out.pushAck(ack{t: packet.PUBREC, id: id, code: code, recordQoS2: c.p != nil && code < 0x80})
 		})
 		return false, ""
 	}

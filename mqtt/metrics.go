@@ -37,6 +37,7 @@ const (
 	rejectKeepAlive      = "keep_alive"
 	rejectAuthMethod     = "auth_method"
 	rejectShuttingDown   = "shutting_down"
+	rejectSessionStore   = "session_store"
 )
 
 func newMetrics(reg prometheus.Registerer) *metrics {

@@ -103,6 +103,24 @@ type Options struct {
 	// Router is the dist service that routes published messages and holds
 	// the subscriptions' routes. Required.
 	Router Router
+	// Inbox keeps persistent sessions (clean start 0, or a session expiry
+	// over 0). Nil means every session is transient: v5 clients are told
+	// a session expiry of 0, and v3 clean-session=0 clients get a session
+	// that ends with the connection.
+	Inbox SessionStore
+	// MaxSessionExpiry caps the session expiry interval, in seconds; a v3
+	// client with clean session 0 gets it. Default 86400.
+	MaxSessionExpiry uint32
+	// SessionInboxSize bounds each of a persistent session's two queues
+	// (QoS 0, and QoS 1/2). Default 1000.
+	SessionInboxSize uint32
+	// QoS0DropOldest makes a full QoS 0 inbox queue drop its oldest
+	// message for a new one; by default the new one is dropped. (A full
+	// QoS 1/2 queue always drops the new message.)
+	QoS0DropOldest bool
+	// MaxTopicFiltersPerInbox bounds a persistent session's subscriptions;
+	// over it SUBACK says 0x97 (v5) or 0x80 (v3). Default 100.
+	MaxTopicFiltersPerInbox int
 	// NodeID names this server's deliverer in the routes it adds (one
 	// route per tenant and filter for all of its transient sessions).
 	// It must be unique in the cluster and stable only for the process's
@@ -158,6 +176,9 @@ const (
 	DefaultQoS0Queue         = 1000
 	DefaultQueueBudget       = 256 << 20
 	DefaultRouteTimeout      = 10 * time.Second
+	DefaultMaxSessionExpiry  = 86400
+	DefaultSessionInboxSize  = 1000
+	DefaultMaxTopicFilters   = 100
 	maxProtocolPacketSize    = 268435455 + 5
 )
 
@@ -213,6 +234,15 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.RouteTimeout == 0 {
 		o.RouteTimeout = DefaultRouteTimeout
+	}
+	if o.MaxSessionExpiry == 0 {
+		o.MaxSessionExpiry = DefaultMaxSessionExpiry
+	}
+	if o.SessionInboxSize == 0 {
+		o.SessionInboxSize = DefaultSessionInboxSize
+	}
+	if o.MaxTopicFiltersPerInbox == 0 {
+		o.MaxTopicFiltersPerInbox = DefaultMaxTopicFilters
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -314,6 +344,9 @@ func (o *Options) Validate() error {
 	}
 	if o.RouteTimeout < 0 {
 		add("RouteTimeout: %v is negative", o.RouteTimeout)
+	}
+	if o.MaxTopicFiltersPerInbox < 0 {
+		add("MaxTopicFiltersPerInbox: %d is negative", o.MaxTopicFiltersPerInbox)
 	}
 	if len(probs) == 0 {
 		return nil

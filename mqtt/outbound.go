@@ -1,9 +1,11 @@
 package mqtt
 
 import (
+	"context"
 	"sync"
 	"time"
 
+	"github.com/bifromq-go/bifromq/inbox"
 	"github.com/bifromq-go/bifromq/mqtt/packet"
 )
 
@@ -34,6 +36,8 @@ type outbox struct {
 	nextID   uint16
 	wg       sync.WaitGroup // the sender goroutine
 
+	p *outPersist // a persistent session's inbox; nil for a transient one
+
 	// Owned by the sender goroutine (one at a time).
 	aliases   map[string]uint16
 	nextAlias uint16
@@ -47,16 +51,44 @@ type outbox struct {
 type inflight struct {
 	qos    byte
 	rec    bool // QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
+	stored bool // from the inbox: seq is its send-buffer entry
+	seq    uint64
 	sentAt time.Time
 }
 
 // ack is an acknowledgement packet owed to the client (PUBACK, PUBREC,
-// PUBREL), queued from dist's completions.
+// PUBREL), queued from dist's completions. For a persistent session some
+// first need a durable step, taken by the sender before the write:
+// recordQoS2 stores an inbound QoS 2 id awaiting PUBREL (before PUBREC),
+// markSeq records an outbound entry's PUBREC (before PUBREL).
 type ack struct {
-	t    packet.Type
-	id   uint16
-	code packet.ReasonCode
+	t          packet.Type
+	id         uint16
+	code       packet.ReasonCode
+	recordQoS2 bool
+	mark       bool
+	markSeq    uint64
 }
+
+// outPersist is the outbox's link to a persistent session's inbox: it
+// fetches queued entries while the client has capacity (woken when new
+// ones are queued) and commits them once delivered.
+type outPersist struct {
+	st         SessionStore
+	tenant, id string
+	inc        uint64
+	wake       bool      // entries may be waiting in the inbox
+	next       [2]uint64 // next seq to fetch per queue (QoS 0, send buffer)
+	dupBelow   uint64    // send-buffer entries queued before the attach are resent with DUP
+	commits    []inbox.Pos
+}
+
+// fetchBatch bounds one fetch of QoS 0 entries.
+const fetchBatch = 128
+
+// idFor is the packet id of a send-buffer entry: derived from its seq, so
+// a resumed session resends each message with its original id.
+func idFor(seq uint64) uint16 { return uint16(seq%65535) + 1 }
 
 func (o *outbox) init(c *conn, window int) {
 	o.c = c
@@ -132,22 +164,30 @@ func (o *outbox) acked(t packet.Type, id uint16, code packet.ReasonCode) bool {
 	if f == nil {
 		return false
 	}
+	done := false
 	switch {
 	case t == packet.PUBACK && f.qos == 1:
-		delete(o.inflight, id)
+		done = true
 	case t == packet.PUBREC && f.qos == 2 && !f.rec:
 		if code >= 0x80 {
-			delete(o.inflight, id) // the client refused it: the flow ends (v5)
+			done = true // the client refused it: the flow ends (v5)
 		} else {
 			f.rec = true
-			o.acks = append(o.acks, ack{t: packet.PUBREL, id: id})
+			o.acks = append(o.acks, ack{t: packet.PUBREL, id: id, mark: f.stored, markSeq: f.seq})
 		}
 	case t == packet.PUBCOMP && f.qos == 2 && f.rec:
-		delete(o.inflight, id)
+		done = true
 	default:
 		return false
 	}
-	if len(o.queue) > o.head || len(o.acks) > 0 {
+	if done {
+		delete(o.inflight, id)
+		if f.stored && o.p != nil {
+			o.p.commits = append(o.p.commits, inbox.Pos{Queue: inbox.SendBuffer, Seq: f.seq})
+			o.p.wake = true // the window has room: more may wait in the inbox
+		}
+	}
+	if len(o.queue) > o.head || len(o.acks) > 0 || (o.p != nil && (o.p.wake || len(o.p.commits) > 0)) {
 		o.kickLocked()
 	}
 	return true
@@ -168,7 +208,9 @@ func (o *outbox) close() {
 func (o *outbox) releaseLocked(ts []*target) {
 	var n int64
 	for _, t := range ts {
-		n += int64(t.msg.Size())
+		if !t.stored {
+			n += int64(t.msg.Size())
+		}
 		if t.qos == 0 {
 			o.qos0--
 		} else {
@@ -187,15 +229,23 @@ type sending struct {
 }
 
 // send is the sender goroutine: it takes what is sendable (acks, QoS 0,
-// and QoS 1/2 while the window has room), writes it in one go, and
-// repeats until nothing is left.
+// and QoS 1/2 while the window has room; for a persistent session it
+// first fetches from the inbox), writes it in one go, commits what the
+// client has acknowledged, and repeats until nothing is left.
 func (o *outbox) send() {
 	defer o.wg.Done()
 	var acks []ack
 	var batch []sending
+	var commits []inbox.Pos
 	for {
-		acks, batch = acks[:0], batch[:0]
+		acks, batch, commits = acks[:0], batch[:0], commits[:0]
 		o.mu.Lock()
+		if !o.closed && o.p != nil && o.p.wake && len(o.queue)-o.head < fetchBatch/2 {
+			o.p.wake = false
+			o.mu.Unlock()
+			o.fetch()
+			o.mu.Lock()
+		}
 		if o.closed {
 			o.running = false
 			o.mu.Unlock()
@@ -204,14 +254,21 @@ func (o *outbox) send() {
 		acks = append(acks, o.acks...)
 		o.acks = o.acks[:0]
 		taken := o.taken[:0]
-		for o.head < len(o.queue) && len(batch) < 64 {
+		for o.head < len(o.queue) && len(batch) < 256 {
 			t := o.queue[o.head]
 			if t.qos > 0 {
 				if len(o.inflight) >= o.window {
 					break
 				}
-				id := o.nextPacketID()
-				o.inflight[id] = &inflight{qos: t.qos, sentAt: time.Now()}
+				var id uint16
+				if t.stored {
+					if id = idFor(t.seq); o.inflight[id] != nil {
+						break // its id is still in flight from 65535 entries ago
+					}
+				} else {
+					id = o.nextPacketID()
+				}
+				o.inflight[id] = &inflight{qos: t.qos, stored: t.stored, seq: t.seq, sentAt: time.Now()}
 				batch = append(batch, sending{t, id})
 			} else {
 				batch = append(batch, sending{t, 0})
@@ -223,20 +280,155 @@ func (o *outbox) send() {
 		o.releaseLocked(taken)
 		clear(taken)
 		o.taken = taken[:0]
-		if len(acks) == 0 && len(batch) == 0 {
+		if o.p != nil {
+			commits = append(commits, o.p.commits...)
+			o.p.commits = o.p.commits[:0]
+		}
+		if len(acks) == 0 && len(batch) == 0 && len(commits) == 0 {
 			o.running = false
 			o.mu.Unlock()
 			return
 		}
 		o.mu.Unlock()
-		if err := o.write(acks, batch); err != nil {
-			o.c.nc.Close() // the reader sees it and ends the connection
-			o.mu.Lock()
-			o.running = false
-			o.mu.Unlock()
+		if !o.persistAcks(acks) {
+			o.fail()
 			return
 		}
+		written, err := o.write(acks, batch)
+		if err != nil {
+			o.fail()
+			return
+		}
+		commits = append(commits, written...)
+		o.commit(commits)
 	}
+}
+
+// fail ends the connection after a failed write or store call; the reader
+// sees the closed connection and ends the session.
+func (o *outbox) fail() {
+	o.c.nc.Close()
+	o.mu.Lock()
+	o.running = false
+	o.mu.Unlock()
+}
+
+// storeCtx bounds one inbox call of the sender.
+func (o *outbox) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), o.c.s.opts.RouteTimeout)
+}
+
+// persistAcks takes the durable steps some acknowledgements need before
+// they are sent (see ack).
+func (o *outbox) persistAcks(acks []ack) bool {
+	if o.p == nil {
+		return true
+	}
+	for _, a := range acks {
+		if !a.recordQoS2 && !a.mark {
+			continue
+		}
+		ctx, cancel := o.storeCtx()
+		var err error
+		if a.recordQoS2 {
+			err = o.p.st.SetQoS2In(ctx, o.p.tenant, o.p.id, o.p.inc, true, a.id)
+		} else {
+			err = o.p.st.MarkReceived(ctx, o.p.tenant, o.p.id, o.p.inc, a.markSeq)
+		}
+		cancel()
+		if err != nil {
+			o.c.s.log.Warn("persisting a QoS 2 state", "client_id", o.c.clientID, "err", err)
+			return false
+		}
+	}
+	return true
+}
+
+// fetch reads waiting entries of a persistent session's inbox into the
+// queue: QoS 0 in batches, the send buffer up to the window's free room.
+func (o *outbox) fetch() {
+	p := o.p
+	o.mu.Lock()
+	room := o.window - len(o.inflight) - o.qosN
+	from := p.next
+	o.mu.Unlock()
+	ctx, cancel := o.storeCtx()
+	defer cancel()
+	q0, err0 := p.st.Fetch(ctx, p.tenant, p.id, inbox.QoS0Queue, from[0], fetchBatch)
+	var q1 []inbox.Entry
+	var err1 error
+	if room > 0 {
+		q1, err1 = p.st.Fetch(ctx, p.tenant, p.id, inbox.SendBuffer, from[1], min(room, 1024))
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err0 != nil || err1 != nil {
+		o.c.s.log.Warn("fetching from the inbox", "client_id", o.c.clientID, "err", err0, "err1", err1)
+		time.AfterFunc(200*time.Millisecond, o.wakeUp) // retry
+		return
+	}
+	if len(q0) == fetchBatch || (room > 0 && len(q1) == min(room, 1024)) {
+		p.wake = true // more may wait
+	}
+	for _, list := range [][]inbox.Entry{q0, q1} {
+		for _, e := range list {
+			i := int(e.Queue) - int(inbox.QoS0Queue)
+			if e.Seq < p.next[i] {
+				continue
+			}
+			p.next[i] = e.Seq + 1
+			if e.Rec {
+				// PUBREC came before the resume: the flow goes on with PUBREL.
+				id := idFor(e.Seq)
+				o.inflight[id] = &inflight{qos: 2, rec: true, stored: true, seq: e.Seq, sentAt: time.Now()}
+				o.acks = append(o.acks, ack{t: packet.PUBREL, id: id})
+				continue
+			}
+			t := &target{c: o.c, msg: e.Message, qos: e.QoS, rap: e.RAP, ids: e.IDs, stored: true,
+				queue: e.Queue, seq: e.Seq, dup: e.Queue == inbox.SendBuffer && e.Seq < p.dupBelow}
+			o.queue = append(o.queue, t)
+			if t.qos == 0 {
+				o.qos0++
+			} else {
+				o.qosN++
+			}
+		}
+	}
+}
+
+// wakeUp is the inbox's notice that entries were queued.
+func (o *outbox) wakeUp() {
+	o.mu.Lock()
+	if o.p != nil {
+		o.p.wake = true
+		o.kickLocked()
+	}
+	o.mu.Unlock()
+}
+
+// commit removes delivered entries from the inbox.
+func (o *outbox) commit(entries []inbox.Pos) {
+	if o.p == nil || len(entries) == 0 {
+		return
+	}
+	ctx, cancel := o.storeCtx()
+	defer cancel()
+	if err := o.p.st.Commit(ctx, o.p.tenant, o.p.id, o.p.inc, entries); err != nil {
+		// Uncommitted entries are delivered again after a reconnect.
+		o.c.s.log.Warn("committing inbox entries", "client_id", o.c.clientID, "err", err)
+	}
+}
+
+// flushCommits commits what the sender had not yet, after close.
+func (o *outbox) flushCommits() {
+	if o.p == nil {
+		return
+	}
+	o.mu.Lock()
+	commits := append([]inbox.Pos(nil), o.p.commits...)
+	o.p.commits = nil
+	o.mu.Unlock()
+	o.commit(commits)
 }
 
 // nextPacketID returns a free outbound packet id. Under o.mu, with the
@@ -253,8 +445,10 @@ func (o *outbox) nextPacketID() uint16 {
 	}
 }
 
-// write encodes acks and messages into one buffer and writes it.
-func (o *outbox) write(acks []ack, batch []sending) error {
+// write encodes acks and messages into one buffer and writes it. It
+// returns the inbox entries now done with: QoS 0 entries written, and
+// entries dropped (expired, too large).
+func (o *outbox) write(acks []ack, batch []sending) ([]inbox.Pos, error) {
 	c := o.c
 	s := c.s
 	buf := o.buf[:0]
@@ -271,11 +465,12 @@ func (o *outbox) write(acks []ack, batch []sending) error {
 		}
 		var err error
 		if buf, err = p.Append(buf, c.version); err != nil {
-			return err
+			return nil, err
 		}
 		counts[a.t]++
 	}
 	now := time.Now()
+	var done []inbox.Pos
 	for _, b := range batch {
 		var ok bool
 		buf, ok = o.appendPublish(buf, b, now)
@@ -287,25 +482,28 @@ func (o *outbox) write(acks []ack, batch []sending) error {
 		if ok {
 			counts[packet.PUBLISH]++
 		}
+		if b.t.stored && (!ok || b.t.qos == 0) {
+			done = append(done, inbox.Pos{Queue: b.t.queue, Seq: b.t.seq})
+		}
 	}
 	o.buf = buf
 	if cap(o.buf) > 256<<10 {
 		o.buf = nil
 	}
 	if len(buf) == 0 {
-		return nil
+		return done, nil
 	}
 	n, err := c.writeRaw(buf)
 	s.metrics.bytesOut.Add(float64(n))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for t, n := range counts {
 		if n > 0 {
 			s.metrics.packetsOut[t].Add(float64(n))
 		}
 	}
-	return nil
+	return done, nil
 }
 
 // appendPublish encodes one outbound PUBLISH; false when the message is
@@ -320,7 +518,7 @@ func (o *outbox) appendPublish(buf []byte, b sending, now time.Time) ([]byte, bo
 	}
 	p := &o.pub
 	p.Properties.Reset()
-	p.Dup, p.QoS, p.PacketID = false, packet.QoS(b.t.qos), b.id
+	p.Dup, p.QoS, p.PacketID = b.t.dup && b.t.qos > 0, packet.QoS(b.t.qos), b.id
 	p.Retain = m.Retain && b.t.rap
 	p.Topic, p.Payload = bytesOf(m.Topic), m.Payload
 	var newAlias bool

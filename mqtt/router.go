@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bifromq-go/bifromq/dist"
+	"github.com/bifromq-go/bifromq/inbox"
 )
 
 // Router is what the frontend needs of dist (dist.Service implements it).
@@ -23,6 +24,26 @@ type Router interface {
 	// Register makes d the deliverer of the receivers named name.
 	Register(name string, d dist.Deliverer)
 	Unregister(name string)
+}
+
+// SessionStore keeps persistent sessions (inbox.Service implements it).
+// All methods are called concurrently; see package inbox for each one's
+// contract.
+type SessionStore interface {
+	Attach(ctx context.Context, r inbox.AttachRequest) (*inbox.AttachResult, error)
+	Detach(ctx context.Context, tenant, id string, inc uint64, expiry uint32, owner string, will *inbox.Will) (bool, []string, error)
+	Subscribe(ctx context.Context, tenant, id string, inc uint64, filter string, o inbox.SubOptions, maxFilters int) error
+	Unsubscribe(ctx context.Context, tenant, id string, inc uint64, filter string) (bool, error)
+	Commit(ctx context.Context, tenant, id string, inc uint64, entries []inbox.Pos) error
+	MarkReceived(ctx context.Context, tenant, id string, inc uint64, seq uint64) error
+	SetQoS2In(ctx context.Context, tenant, id string, inc uint64, add bool, pid uint16) error
+	Fetch(ctx context.Context, tenant, id string, q inbox.Queue, from uint64, max int) ([]inbox.Entry, error)
+	Meta(ctx context.Context, tenant, id string) (*inbox.Meta, error)
+	// Listen registers wake, called after messages are queued for the
+	// inbox; the returned func unregisters it.
+	Listen(tenant, id string, wake func()) func()
+	// Unroute removes the routes of a deleted inbox's filters.
+	Unroute(tenant, id string, inc uint64, filters []string)
 }
 
 // Transient sessions are routed per node: the first session of this
@@ -166,6 +187,11 @@ type target struct {
 	qos byte
 	rap bool // retain as published (any matching subscription asks)
 	ids []uint32
+	// An entry fetched from a persistent session's inbox.
+	stored bool
+	queue  inbox.Queue
+	seq    uint64
+	dup    bool // resent after a resume
 }
 
 // Deliver implements dist.Deliverer: it fans each delivery out to the

@@ -42,6 +42,7 @@ type Server struct {
 		sessions  map[string]*conn // connected sessions by tenant and client id
 	}
 	local     *localIndex
+	instance  string        // this server's run: NodeID and a random suffix
 	queued    atomic.Int64  // bytes of messages waiting in sessions' queues
 	stopping  chan struct{} // closed when Close begins
 	wg        sync.WaitGroup
@@ -70,6 +71,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.mu.conns = make(map[*conn]struct{})
 	s.mu.sessions = make(map[string]*conn)
 	s.local = newLocalIndex(s)
+	s.instance = opts.NodeID + "/" + randomID()[:8]
 	opts.Router.Register(s.local.name, s.local)
 	return s, nil
 }
@@ -223,8 +225,8 @@ func (s *Server) untrack(c *conn) {
 func sessionKey(c *conn) string { return c.tenant + "\x00" + c.clientID }
 
 // register makes c the connection of its session; an older connection
-// with the same tenant and client id is kicked (taken over).
-func (s *Server) register(c *conn) {
+// with the same tenant and client id is kicked (taken over) and returned.
+func (s *Server) register(c *conn) *conn {
 	k := sessionKey(c)
 	s.mu.Lock()
 	old := s.mu.sessions[k]
@@ -241,6 +243,7 @@ func (s *Server) register(c *conn) {
 			old.kick()
 		}()
 	}
+	return old
 }
 
 // unregister removes c from the registry unless a newer connection has

@@ -63,6 +63,10 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) (bool, closeReason) {
 		}
 		granted := min(byte(sub.QoS), c.s.opts.MaximumQoS)
 		opts := subscription{qos: granted, noLocal: sub.NoLocal, rap: sub.RetainAsPublished, rh: sub.RetainHandling, id: subID}
+		if c.p != nil {
+			ack.ReasonCodes[i] = c.subscribePersistent(sub.Filter, opts)
+			continue
+		}
 		if err := c.s.local.subscribe(ctx, k, c, opts); err != nil {
 			c.s.log.Warn("subscribe failed", "client_id", c.clientID, "filter", sub.Filter, "err", err)
 			ack.ReasonCodes[i] = packet.UnspecifiedError
@@ -84,6 +88,10 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) (bool, closeReason) {
 	for i, f := range p.Filters {
 		if packet.ValidateTopicFilter(f) != nil {
 			ack.ReasonCodes[i] = packet.TopicFilterInvalid
+			continue
+		}
+		if c.p != nil {
+			ack.ReasonCodes[i] = c.unsubscribePersistent(f)
 			continue
 		}
 		k, ok := c.sess.subs[f]
@@ -119,6 +127,7 @@ func (c *conn) endSession() {
 type will struct {
 	msg    *dist.Message
 	expiry time.Duration // message expiry interval, counted from publication; 0 none
+	delay  uint32        // will delay interval, seconds
 }
 
 // newWill keeps a CONNECT's will as the message it will publish.
@@ -135,6 +144,7 @@ func (c *conn) newWill(w *packet.Will) *will {
 		setMessageProps(m, &w.Properties, time.Time{})
 		m.Expires = time.Time{}
 		wl.expiry = time.Duration(w.Properties.MessageExpiry) * time.Second
+		wl.delay = w.Properties.WillDelay
 	}
 	return wl
 }

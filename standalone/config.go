@@ -167,6 +167,18 @@ type MQTTConfig struct {
 	// QueueBudget bounds the bytes of all messages waiting in all sessions'
 	// queues; over it new ones are dropped; at least 1. Default 268435456.
 	QueueBudget int64 `yaml:"queueBudget"`
+	// MaxSessionExpiry caps the session expiry interval, in seconds; a v3
+	// client with clean session 0 gets it. At least 1. Default 86400.
+	MaxSessionExpiry int64 `yaml:"maxSessionExpiry"`
+	// SessionInboxSize bounds each queue of a persistent session (QoS 0,
+	// and QoS 1/2); at least 1. Default 1000.
+	SessionInboxSize int `yaml:"sessionInboxSize"`
+	// QoS0DropOldest makes a full QoS 0 inbox queue drop its oldest message
+	// instead of the new one. Default false.
+	QoS0DropOldest bool `yaml:"qos0DropOldest"`
+	// MaxTopicFiltersPerInbox bounds a persistent session's subscriptions;
+	// at least 1. Default 100.
+	MaxTopicFiltersPerInbox int `yaml:"maxTopicFiltersPerInbox"`
 }
 
 // APIConfig configures the HTTP API.
@@ -215,18 +227,21 @@ func DefaultConfig() Config {
 				Path:           mqtt.DefaultWSPath,
 				TLSConfig:      TLSConfig{ClientAuth: string(mqtt.ClientAuthNone)},
 			},
-			ConnectTimeout:    mqtt.DefaultConnectTimeout,
-			MaxPacketSize:     mqtt.DefaultMaxPacketSize,
-			ReceiveMaximum:    mqtt.DefaultReceiveMaximum,
-			TopicAliasMaximum: mqtt.DefaultTopicAliasMaximum,
-			MaxClientIDLength: mqtt.DefaultMaxClientIDLength,
-			WriteTimeout:      mqtt.DefaultWriteTimeout,
-			DrainTimeout:      mqtt.DefaultDrainTimeout,
-			MaximumQoS:        mqtt.DefaultMaximumQoS,
-			MaxInflight:       mqtt.DefaultMaxInflight,
-			SessionQueue:      mqtt.DefaultSessionQueue,
-			QoS0Queue:         mqtt.DefaultQoS0Queue,
-			QueueBudget:       mqtt.DefaultQueueBudget,
+			ConnectTimeout:          mqtt.DefaultConnectTimeout,
+			MaxPacketSize:           mqtt.DefaultMaxPacketSize,
+			ReceiveMaximum:          mqtt.DefaultReceiveMaximum,
+			TopicAliasMaximum:       mqtt.DefaultTopicAliasMaximum,
+			MaxClientIDLength:       mqtt.DefaultMaxClientIDLength,
+			WriteTimeout:            mqtt.DefaultWriteTimeout,
+			DrainTimeout:            mqtt.DefaultDrainTimeout,
+			MaximumQoS:              mqtt.DefaultMaximumQoS,
+			MaxInflight:             mqtt.DefaultMaxInflight,
+			SessionQueue:            mqtt.DefaultSessionQueue,
+			QoS0Queue:               mqtt.DefaultQoS0Queue,
+			QueueBudget:             mqtt.DefaultQueueBudget,
+			MaxSessionExpiry:        mqtt.DefaultMaxSessionExpiry,
+			SessionInboxSize:        mqtt.DefaultSessionInboxSize,
+			MaxTopicFiltersPerInbox: mqtt.DefaultMaxTopicFilters,
 		},
 		Store: StoreConfig{LogDB: string(basekv.LogDBSmall)},
 		API:   APIConfig{Addr: "127.0.0.1:8091"},
@@ -251,22 +266,26 @@ func (c *Config) MQTTOptions() mqtt.Options {
 		aliasMax = -1 // in mqtt.Options 0 means the default and a negative value disables
 	}
 	o := mqtt.Options{
-		ConnectTimeout:    m.ConnectTimeout,
-		MaxConnections:    m.MaxConnections,
-		ConnectRate:       m.ConnectRate,
-		ConnectBurst:      m.ConnectBurst,
-		MaxPacketSize:     m.MaxPacketSize,
-		ReceiveMaximum:    uint16(m.ReceiveMaximum),
-		TopicAliasMaximum: aliasMax,
-		MaxKeepAlive:      uint16(m.MaxKeepAlive),
-		MaxClientIDLength: m.MaxClientIDLength,
-		WriteTimeout:      m.WriteTimeout,
-		DrainTimeout:      m.DrainTimeout,
-		MaximumQoS:        byte(m.MaximumQoS),
-		MaxInflight:       uint16(m.MaxInflight),
-		SessionQueue:      m.SessionQueue,
-		QoS0Queue:         m.QoS0Queue,
-		QueueBudget:       m.QueueBudget,
+		ConnectTimeout:          m.ConnectTimeout,
+		MaxConnections:          m.MaxConnections,
+		ConnectRate:             m.ConnectRate,
+		ConnectBurst:            m.ConnectBurst,
+		MaxPacketSize:           m.MaxPacketSize,
+		ReceiveMaximum:          uint16(m.ReceiveMaximum),
+		TopicAliasMaximum:       aliasMax,
+		MaxKeepAlive:            uint16(m.MaxKeepAlive),
+		MaxClientIDLength:       m.MaxClientIDLength,
+		WriteTimeout:            m.WriteTimeout,
+		DrainTimeout:            m.DrainTimeout,
+		MaximumQoS:              byte(m.MaximumQoS),
+		MaxInflight:             uint16(m.MaxInflight),
+		SessionQueue:            m.SessionQueue,
+		QoS0Queue:               m.QoS0Queue,
+		QueueBudget:             m.QueueBudget,
+		MaxSessionExpiry:        uint32(m.MaxSessionExpiry),
+		SessionInboxSize:        uint32(m.SessionInboxSize),
+		QoS0DropOldest:          m.QoS0DropOldest,
+		MaxTopicFiltersPerInbox: m.MaxTopicFiltersPerInbox,
 	}
 	tlsFiles := func(t TLSConfig) mqtt.TLSFiles {
 		return mqtt.TLSFiles{

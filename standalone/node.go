@@ -19,6 +19,7 @@ import (
 	"github.com/bifromq-go/bifromq/basecluster"
 	"github.com/bifromq-go/bifromq/basekv"
 	"github.com/bifromq-go/bifromq/dist"
+	"github.com/bifromq-go/bifromq/inbox"
 	"github.com/bifromq-go/bifromq/mqtt"
 )
 
@@ -47,6 +48,7 @@ type Node struct {
 	cluster *basecluster.Host // gossip membership
 	kv      *basekv.Node      // the replicated stores
 	dist    *dist.Service     // routing
+	inbox   *inbox.Service    // persistent sessions
 
 	state atomic.Int32 // a nodeState
 
@@ -156,9 +158,18 @@ func (n *Node) start(ctx context.Context) error {
 	if n.dist, err = dist.NewService(worker, dist.ServiceOptions{Logger: n.log, Registerer: reg}); err != nil {
 		return fmt.Errorf("standalone: dist service: %w", err)
 	}
+	inboxes, err := inbox.Open(n.kv, basekv.ReplicaOptions{})
+	if err != nil {
+		return fmt.Errorf("standalone: opening the %s store: %w", inbox.StoreName, err)
+	}
+	if n.inbox, err = inbox.NewService(inboxes, n.dist, inbox.ServiceOptions{Logger: n.log, Registerer: reg}); err != nil {
+		return fmt.Errorf("standalone: inbox service: %w", err)
+	}
+	n.dist.Register(inbox.DelivererName, n.inbox)
 
 	mo := n.cfg.MQTTOptions()
 	mo.Router = n.dist
+	mo.Inbox = n.inbox
 	mo.NodeID = n.cluster.ID()
 	mo.Logger = n.log
 	mo.Registerer = reg
@@ -229,7 +240,8 @@ func (n *Node) APIAddr() net.Addr {
 //     DISCONNECT 0x8B (server shutting down) and waits up to
 //     mqtt.drainTimeout for their connections to close;
 //  3. the HTTP API closes;
-//  4. dist stops (publishes still queued fail), then the stores close;
+//  4. the inbox service and dist stop (publishes still queued fail),
+//     then the stores close;
 //  5. the node leaves the cluster (gossip);
 //  6. the data directory lock is released.
 //
@@ -251,6 +263,11 @@ func (n *Node) stop() error {
 	if n.api != nil {
 		if err := n.api.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("standalone: closing api server: %w", err))
+		}
+	}
+	if n.inbox != nil {
+		if err := n.inbox.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("standalone: closing inbox: %w", err))
 		}
 	}
 	if n.dist != nil {

@@ -120,6 +120,11 @@ func (c *Config) validateMQTT(p *problems) {
 	inRange("mqtt.maxInflight", m.MaxInflight, 1, 65535)
 	inRange("mqtt.sessionQueue", m.SessionQueue, 1, 1<<30)
 	inRange("mqtt.qos0Queue", m.QoS0Queue, 1, 1<<30)
+	if m.MaxSessionExpiry < 1 || m.MaxSessionExpiry > 0xFFFFFFFF {
+		p.add("mqtt.maxSessionExpiry", "%d is outside [1, 4294967295]", m.MaxSessionExpiry)
+	}
+	inRange("mqtt.sessionInboxSize", m.SessionInboxSize, 1, 1<<30)
+	inRange("mqtt.maxTopicFiltersPerInbox", m.MaxTopicFiltersPerInbox, 1, 1<<20)
 	if m.QueueBudget < 1 {
 		p.add("mqtt.queueBudget", "%d is not positive", m.QueueBudget)
 	}
