@@ -89,11 +89,19 @@ type broker struct {
 // start line.
 func startBroker(t *testing.T) *broker {
 	t.Helper()
-	cmd := command(t,
-		"--data-dir", filepath.Join(t.TempDir(), "data"),
+	return startBrokerIn(t, filepath.Join(t.TempDir(), "data"))
+}
+
+// startBrokerIn runs the binary on dataDir, on free loopback ports, with
+// extra arguments, and waits for its start line.
+func startBrokerIn(t *testing.T, dataDir string, extra ...string) *broker {
+	t.Helper()
+	args := append([]string{
+		"--data-dir", dataDir,
 		"--mqtt-tcp", "127.0.0.1:0", "--mqtt-ws", "off", "--api-addr", "127.0.0.1:0",
-		"--cluster-bind", "127.0.0.1:0",
-	)
+		"--cluster-bind", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
+	}, extra...)
+	cmd := command(t, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
