@@ -304,3 +304,23 @@ func (c *Client) Expire(ctx context.Context, max int) ([]Expired, error) {
 	}
 	return all, errors.Join(errs...)
 }
+
+// SweepOrphans detaches the inboxes an earlier run of node left attached
+// (it crashed): their expiry and delayed wills start now. instance is the
+// current run ("<node>/<run>"), whose sessions are left alone. It returns
+// how many it detached.
+func (c *Client) SweepOrphans(ctx context.Context, node, instance string) (int, error) {
+	n := 0
+	var errs []error
+	for _, rd := range c.s.Ranges() {
+		in := wire.AppendBytes(wire.AppendBytes([]byte{'Z'}, node), instance)
+		out, err := c.s.Mutate(ctx, rd.Start, in)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d := wire.NewDecoder(out)
+		n += int(d.Uvarint())
+	}
+	return n, errors.Join(errs...)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bifromq-go/bifromq/basekv/coproc"
@@ -30,6 +31,7 @@ const StoreName = "inbox.store"
 //	'R' inbox, inc, uvarint seq                                                PUBREC received
 //	'Q' inbox, inc, bool add, uvarint packet id                                inbound QoS 2 id
 //	'X' uvarint max                                                            expiry scan (now = the proposal's timestamp)
+//	'Z' bytes node, bytes instance                                             detach what a dead run of node left attached
 //	'F' inbox, byte queue, uvarint from, uvarint max                           (query) fetch
 //	'G' inbox                                                                  (query) metadata
 //
@@ -159,6 +161,13 @@ func (c coprocessor) Mutate(ctx coproc.MutateContext, in []byte, r coproc.Reader
 	now := ctx.Timestamp / 1e6 // unix ms, the proposer's clock
 	if op == 'X' {
 		return expireScan(ctx, int(d.Uvarint()), now, r, w)
+	}
+	if op == 'Z' {
+		node, instance := d.String(), d.String()
+		if d.Done() != nil || node == "" {
+			return nil, errBadInput
+		}
+		return sweepOrphans(ctx, node, instance, now, r, w)
 	}
 	s := &state{tenant: d.String(), id: d.String(), r: r, w: w}
 	if d.Err != nil || s.id == "" {
@@ -563,4 +572,50 @@ func (coprocessor) Query(in []byte, r coproc.Reader) ([]byte, error) {
 		return append(wire.AppendUvarint([]byte{codeOK}, uint64(n)), out...), nil
 	}
 	return nil, fmt.Errorf("%w: query %q", errBadInput, op)
+}
+
+// sweepOrphans detaches, as of now, every inbox still attached to an
+// earlier run of node (owners are "<node>/<run>/<connection>"): that run
+// died without detaching them, so their expiry and wills start now.
+// Output: uvarint count.
+func sweepOrphans(ctx coproc.MutateContext, node, instance string, now int64, r coproc.Reader, w coproc.Writer) ([]byte, error) {
+	type orphan struct {
+		tenant, id string
+		m          *Meta
+	}
+	var found []orphan
+	var ferr error
+	err := r.Iterate(ctx.Boundary.Start, ctx.Boundary.End, func(k, v []byte) bool {
+		tenant, rest, ok := readSeg(k)
+		if !ok {
+			return true
+		}
+		id, rest, ok := readSeg(rest)
+		if !ok || len(rest) != 1 || rest[0] != metaSuffix {
+			return true
+		}
+		m := &Meta{}
+		if ferr = m.UnmarshalBinary(v); ferr != nil {
+			return false
+		}
+		if m.DetachedAt == 0 && strings.HasPrefix(m.Owner, node+"/") && !strings.HasPrefix(m.Owner, instance+"/") {
+			found = append(found, orphan{tenant, id, m})
+		}
+		return true
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range found {
+		s := &state{tenant: o.tenant, id: o.id, meta: o.m, r: r, w: w}
+		prev := o.m.Deadline
+		o.m.DetachedAt, o.m.Owner = now, ""
+		if err := s.save(prev); err != nil {
+			return nil, err
+		}
+	}
+	return wire.AppendUvarint(nil, uint64(len(found))), nil
 }

@@ -217,3 +217,29 @@ func TestExpiryAndDelayedWill(t *testing.T) {
 		t.Fatalf("unexpired inbox: %v", err)
 	}
 }
+
+// TestSweepOrphans: sessions attached to an earlier run of a node are
+// detached (so they expire); the current run's and other nodes' are not.
+func TestSweepOrphans(t *testing.T) {
+	n, c := openNode(t, t.TempDir())
+	defer n.Close()
+	cx := ctx(t)
+	for id, owner := range map[string]string{"old": "n1/run1/5", "cur": "n1/run2/7", "other": "n2/run1/1"} {
+		if _, err := c.Attach(cx, AttachRequest{Tenant: "t", ID: id, Expiry: 60, Owner: owner, Incarnation: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.SweepOrphans(cx, "n1", "n1/run2")
+	if err != nil || got != 1 {
+		t.Fatalf("swept %d, %v; want 1", got, err)
+	}
+	for id, detached := range map[string]bool{"old": true, "cur": false, "other": false} {
+		m, err := c.Meta(cx, "t", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (m.DetachedAt != 0) != detached || (detached && m.Deadline == 0) {
+			t.Fatalf("%s: detached at %d, deadline %d", id, m.DetachedAt, m.Deadline)
+		}
+	}
+}

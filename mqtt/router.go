@@ -44,6 +44,9 @@ type SessionStore interface {
 	Listen(tenant, id string, wake func()) func()
 	// Unroute removes the routes of a deleted inbox's filters.
 	Unroute(tenant, id string, inc uint64, filters []string)
+	// SweepOrphans detaches the sessions an earlier run of node left
+	// attached when it died.
+	SweepOrphans(ctx context.Context, node, instance string) (int, error)
 }
 
 // Transient sessions are routed per node: the first session of this

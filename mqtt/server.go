@@ -87,6 +87,19 @@ func (s *Server) Start() error {
 	if s.mu.started {
 		return errors.New("mqtt: server already started")
 	}
+	if st := s.opts.Inbox; st != nil {
+		// Sessions a crashed run of this node left attached are detached
+		// now, so their expiry and delayed wills run.
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.RouteTimeout)
+		n, err := st.SweepOrphans(ctx, s.opts.NodeID, s.instance)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("mqtt: detaching the sessions of an earlier run: %w", err)
+		}
+		if n > 0 {
+			s.log.Info("detached the sessions an earlier run left attached", "sessions", n)
+		}
+	}
 	var opened []*listener
 	for _, l := range s.opts.Listeners {
 		ln, err := s.listen(l)
