@@ -57,12 +57,12 @@ func (o *ServiceOptions) Validate() error {
 type Service struct {
 	*Client // the store client: Attach, Subscribe, Insert, Fetch, ...
 	c       *Client
-	router Router
-	opts   ServiceOptions
-	m      *serviceMetrics
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	once   sync.Once
+	router  Router
+	opts    ServiceOptions
+	m       *serviceMetrics
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
 
 	mu        sync.RWMutex
 	listeners map[listenKey]*listener
