@@ -297,6 +297,10 @@ func (c *conn) negotiate(cp *packet.Connect, ack *packet.Connack) bool {
 			ack.Properties.MaximumQoS = o.MaximumQoS
 			ack.Properties.Mark(packet.PropMaximumQoS)
 		}
+		if o.Retain == nil {
+			ack.Properties.RetainAvailable = 0
+			ack.Properties.Mark(packet.PropRetainAvailable)
+		}
 	}
 	return true
 }
@@ -514,7 +518,7 @@ func (c *conn) disconnect(code packet.ReasonCode, reason string) {
 	switch code {
 	case packet.MalformedPacket, packet.ProtocolError, packet.PacketTooLarge, packet.TopicNameInvalid,
 		packet.TopicAliasInvalid, packet.ReceiveMaximumExceeded, packet.KeepAliveTimeout,
-		packet.ServerShuttingDown, packet.SessionTakenOver, packet.QoSNotSupported:
+		packet.ServerShuttingDown, packet.SessionTakenOver, packet.QoSNotSupported, packet.RetainNotSupported:
 	default:
 		code = packet.ProtocolError
 	}

@@ -59,6 +59,9 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) (bool, closeReas
 	if byte(p.QoS) > c.s.opts.MaximumQoS {
 		return c.violation(packet.QoSNotSupported, "QoS over the server's maximum") // MQTT-3.3.1-4
 	}
+	if p.Retain && c.s.opts.Retain == nil && c.version == packet.V5 {
+		return c.violation(packet.RetainNotSupported, "retain is not available") // MQTT-3.3.1-11
+	}
 	if p.QoS == packet.ExactlyOnce {
 		if st, dup := c.qos2In[p.PacketID]; dup {
 			// Distributed already (MQTT-4.3.3): acknowledge again once
@@ -133,10 +136,14 @@ func (c *conn) route(p *packet.Publish, topic []byte, acked func(packet.ReasonCo
 		setMessageProps(m, &p.Properties, now)
 	}
 	c.s.metrics.published.Inc()
+	retainErr := c.storeRetained(m)
 	var done func(int, error)
 	if acked != nil {
 		v5, qos := c.version == packet.V5, p.QoS // p is reused: copy what the completion needs
 		done = func(n int, err error) {
+			if err == nil && retainErr != nil {
+				err = retainErr
+			}
 			switch {
 			case err != nil:
 				c.s.log.Warn("publish not routed", "client_id", c.clientID, "topic", m.Topic, "err", err)
@@ -162,4 +169,19 @@ func (c *conn) route(p *packet.Publish, topic []byte, acked func(packet.ReasonCo
 		}
 	}
 	c.s.opts.Router.PubAsync(c.tenant, m, done)
+}
+
+// storeRetained keeps a RETAIN message as its topic's retained message
+// (an empty payload clears it). The message is routed either way.
+func (c *conn) storeRetained(m *dist.Message) error {
+	if !m.Retain || c.s.opts.Retain == nil {
+		return nil
+	}
+	ctx, cancel := c.routeCtx()
+	defer cancel()
+	if err := c.s.opts.Retain.Retain(ctx, c.tenant, m); err != nil {
+		c.s.log.Warn("storing a retained message", "client_id", c.clientID, "topic", m.Topic, "err", err)
+		return err
+	}
+	return nil
 }

@@ -108,6 +108,13 @@ type Options struct {
 	// a session expiry of 0, and v3 clean-session=0 clients get a session
 	// that ends with the connection.
 	Inbox SessionStore
+	// Retain keeps retained messages. Nil means retain is unavailable: v5
+	// clients are told so, and a v5 PUBLISH with RETAIN is a protocol
+	// error (0x9A); a v3 one is routed without being kept.
+	Retain RetainStore
+	// RetainMessageMatchLimit caps the retained messages sent for one
+	// subscription. Default 10.
+	RetainMessageMatchLimit int
 	// MaxSessionExpiry caps the session expiry interval, in seconds; a v3
 	// client with clean session 0 gets it. Default 86400.
 	MaxSessionExpiry uint32
@@ -179,6 +186,7 @@ const (
 	DefaultMaxSessionExpiry  = 86400
 	DefaultSessionInboxSize  = 1000
 	DefaultMaxTopicFilters   = 100
+	DefaultRetainMatchLimit  = 10
 	maxProtocolPacketSize    = 268435455 + 5
 )
 
@@ -240,6 +248,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.SessionInboxSize == 0 {
 		o.SessionInboxSize = DefaultSessionInboxSize
+	}
+	if o.RetainMessageMatchLimit == 0 {
+		o.RetainMessageMatchLimit = DefaultRetainMatchLimit
 	}
 	if o.MaxTopicFiltersPerInbox == 0 {
 		o.MaxTopicFiltersPerInbox = DefaultMaxTopicFilters
@@ -344,6 +355,9 @@ func (o *Options) Validate() error {
 	}
 	if o.RouteTimeout < 0 {
 		add("RouteTimeout: %v is negative", o.RouteTimeout)
+	}
+	if o.RetainMessageMatchLimit < 0 {
+		add("RetainMessageMatchLimit: %d is negative", o.RetainMessageMatchLimit)
 	}
 	if o.MaxTopicFiltersPerInbox < 0 {
 		add("MaxTopicFiltersPerInbox: %d is negative", o.MaxTopicFiltersPerInbox)

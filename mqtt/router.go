@@ -49,6 +49,16 @@ type SessionStore interface {
 	SweepOrphans(ctx context.Context, node, instance string) (int, error)
 }
 
+// RetainStore keeps retained messages (retain.Client implements it). Safe
+// for concurrent use.
+type RetainStore interface {
+	// Retain stores msg as its topic's retained message; an empty payload
+	// clears the topic.
+	Retain(ctx context.Context, tenant string, msg *dist.Message) error
+	// Match returns up to limit retained messages matching filter.
+	Match(ctx context.Context, tenant, filter string, limit int) ([]*dist.Message, error)
+}
+
 // Transient sessions are routed per node: the first session of this
 // server to subscribe to a (tenant, filter) adds one route whose receiver
 // is the server's deliverer, the last to unsubscribe removes it, and the

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bifromq-go/bifromq/basekv"
 	"github.com/bifromq-go/bifromq/dist"
+	"github.com/bifromq-go/bifromq/retain"
 )
 
 // newRouter starts a real dist service for a test: a one-node basekv
@@ -14,6 +15,12 @@ import (
 // port. It stops when the test ends, after the test's servers (cleanups
 // run last-registered first, and servers are started after it).
 func newRouter(t testing.TB) *dist.Service {
+	svc, _ := newStores(t)
+	return svc
+}
+
+// newStores is newRouter plus a retain store on the same node.
+func newStores(t testing.TB) (*dist.Service, *retain.Client) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,5 +43,10 @@ func newRouter(t testing.TB) *dist.Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { svc.Close() })
-	return svc
+	rs, err := retain.OpenOptions(n, retain.Options{Logger: quietLogger(), GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Close() })
+	return svc, rs
 }

@@ -38,7 +38,7 @@ func startServer(t testing.TB, opts Options) *Server {
 		opts.Logger = quietLogger()
 	}
 	if opts.Router == nil {
-		opts.Router = newRouter(t)
+		opts.Router, opts.Retain = newStores(t)
 	}
 	s, err := NewServer(opts)
 	if err != nil {

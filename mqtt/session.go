@@ -52,6 +52,7 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) (bool, closeReason) {
 	ack := packet.Suback{PacketID: p.PacketID, ReasonCodes: make([]packet.ReasonCode, len(p.Subscriptions))}
 	ctx, cancel := c.routeCtx()
 	defer cancel()
+	var retained []retainedFor
 	for i, sub := range p.Subscriptions {
 		k, err := c.localKey(sub.Filter)
 		if err != nil {
@@ -63,22 +64,62 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) (bool, closeReason) {
 		}
 		granted := min(byte(sub.QoS), c.s.opts.MaximumQoS)
 		opts := subscription{qos: granted, noLocal: sub.NoLocal, rap: sub.RetainAsPublished, rh: sub.RetainHandling, id: subID}
+		_, existed := c.sess.subs[sub.Filter]
 		if c.p != nil {
 			ack.ReasonCodes[i] = c.subscribePersistent(sub.Filter, opts)
-			continue
-		}
-		if err := c.s.local.subscribe(ctx, k, c, opts); err != nil {
+		} else if err := c.s.local.subscribe(ctx, k, c, opts); err != nil {
 			c.s.log.Warn("subscribe failed", "client_id", c.clientID, "filter", sub.Filter, "err", err)
 			ack.ReasonCodes[i] = packet.UnspecifiedError
+		} else {
+			if c.sess.subs == nil {
+				c.sess.subs = make(map[string]localKey)
+			}
+			c.sess.subs[sub.Filter] = k
+			ack.ReasonCodes[i] = packet.ReasonCode(granted)
+		}
+		// Retained messages (MQTT-3.3.1-9..11): not for shared
+		// subscriptions; retain handling 1 only for a new subscription,
+		// 2 never; v3 always.
+		if ack.ReasonCodes[i] < 0x80 && k.kind == dist.Normal &&
+			(v != packet.V5 || sub.RetainHandling == 0 || sub.RetainHandling == 1 && !existed) {
+			retained = append(retained, retainedFor{filter: k.filter, sub: opts})
+		}
+	}
+	if done, reason := c.reply(&ack); done {
+		return done, reason
+	}
+	c.sendRetained(retained)
+	return false, ""
+}
+
+// retainedFor is a granted subscription that gets the retained messages.
+type retainedFor struct {
+	filter string
+	sub    subscription
+}
+
+// sendRetained queues the retained messages matching each new
+// subscription, after its SUBACK, with RETAIN set (MQTT-3.3.1-8).
+func (c *conn) sendRetained(subs []retainedFor) {
+	st := c.s.opts.Retain
+	if st == nil || len(subs) == 0 {
+		return
+	}
+	ctx, cancel := c.routeCtx()
+	defer cancel()
+	for _, r := range subs {
+		msgs, err := st.Match(ctx, c.tenant, r.filter, c.s.opts.RetainMessageMatchLimit)
+		if err != nil {
+			c.s.log.Warn("matching retained messages", "client_id", c.clientID, "filter", r.filter, "err", err)
 			continue
 		}
-		if c.sess.subs == nil {
-			c.sess.subs = make(map[string]localKey)
+		for _, m := range msgs {
+			if r.sub.noLocal && m.Publisher == c.clientID {
+				continue
+			}
+			c.out.enqueue(&target{c: c, msg: m, qos: min(m.QoS, r.sub.qos), rap: true, ids: r.sub.ids()})
 		}
-		c.sess.subs[sub.Filter] = k
-		ack.ReasonCodes[i] = packet.ReasonCode(granted)
 	}
-	return c.reply(&ack)
 }
 
 func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) (bool, closeReason) {

@@ -167,6 +167,9 @@ type MQTTConfig struct {
 	// QueueBudget bounds the bytes of all messages waiting in all sessions'
 	// queues; over it new ones are dropped; at least 1. Default 268435456.
 	QueueBudget int64 `yaml:"queueBudget"`
+	// RetainMessageMatchLimit caps the retained messages sent for one
+	// subscription; at least 1. Default 10.
+	RetainMessageMatchLimit int `yaml:"retainMessageMatchLimit"`
 	// MaxSessionExpiry caps the session expiry interval, in seconds; a v3
 	// client with clean session 0 gets it. At least 1. Default 86400.
 	MaxSessionExpiry int64 `yaml:"maxSessionExpiry"`
@@ -240,6 +243,7 @@ func DefaultConfig() Config {
 			QoS0Queue:               mqtt.DefaultQoS0Queue,
 			QueueBudget:             mqtt.DefaultQueueBudget,
 			MaxSessionExpiry:        mqtt.DefaultMaxSessionExpiry,
+			RetainMessageMatchLimit: mqtt.DefaultRetainMatchLimit,
 			SessionInboxSize:        mqtt.DefaultSessionInboxSize,
 			MaxTopicFiltersPerInbox: mqtt.DefaultMaxTopicFilters,
 		},
@@ -283,6 +287,7 @@ func (c *Config) MQTTOptions() mqtt.Options {
 		QoS0Queue:               m.QoS0Queue,
 		QueueBudget:             m.QueueBudget,
 		MaxSessionExpiry:        uint32(m.MaxSessionExpiry),
+		RetainMessageMatchLimit: m.RetainMessageMatchLimit,
 		SessionInboxSize:        uint32(m.SessionInboxSize),
 		QoS0DropOldest:          m.QoS0DropOldest,
 		MaxTopicFiltersPerInbox: m.MaxTopicFiltersPerInbox,

@@ -21,6 +21,7 @@ import (
 	"github.com/bifromq-go/bifromq/dist"
 	"github.com/bifromq-go/bifromq/inbox"
 	"github.com/bifromq-go/bifromq/mqtt"
+	"github.com/bifromq-go/bifromq/retain"
 )
 
 // Option adjusts how Start runs a node (as opposed to Config, which is what
@@ -49,6 +50,7 @@ type Node struct {
 	kv      *basekv.Node      // the replicated stores
 	dist    *dist.Service     // routing
 	inbox   *inbox.Service    // persistent sessions
+	retain  *retain.Client    // retained messages
 
 	state atomic.Int32 // a nodeState
 
@@ -166,10 +168,14 @@ func (n *Node) start(ctx context.Context) error {
 		return fmt.Errorf("standalone: inbox service: %w", err)
 	}
 	n.dist.Register(inbox.DelivererName, n.inbox)
+	if n.retain, err = retain.OpenOptions(n.kv, retain.Options{Logger: n.log, Registerer: reg}); err != nil {
+		return fmt.Errorf("standalone: opening the %s store: %w", retain.StoreName, err)
+	}
 
 	mo := n.cfg.MQTTOptions()
 	mo.Router = n.dist
 	mo.Inbox = n.inbox
+	mo.Retain = n.retain
 	mo.NodeID = n.cluster.ID()
 	mo.Logger = n.log
 	mo.Registerer = reg
@@ -263,6 +269,11 @@ func (n *Node) stop() error {
 	if n.api != nil {
 		if err := n.api.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("standalone: closing api server: %w", err))
+		}
+	}
+	if n.retain != nil {
+		if err := n.retain.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("standalone: closing retain: %w", err))
 		}
 	}
 	if n.inbox != nil {

@@ -123,6 +123,7 @@ func (c *Config) validateMQTT(p *problems) {
 	if m.MaxSessionExpiry < 1 || m.MaxSessionExpiry > 0xFFFFFFFF {
 		p.add("mqtt.maxSessionExpiry", "%d is outside [1, 4294967295]", m.MaxSessionExpiry)
 	}
+	inRange("mqtt.retainMessageMatchLimit", m.RetainMessageMatchLimit, 1, 1<<20)
 	inRange("mqtt.sessionInboxSize", m.SessionInboxSize, 1, 1<<30)
 	inRange("mqtt.maxTopicFiltersPerInbox", m.MaxTopicFiltersPerInbox, 1, 1<<20)
 	if m.QueueBudget < 1 {
