@@ -118,13 +118,17 @@ func readFilters(d *wire.Decoder) []string {
 // deleted and its filters returned for unrouting; otherwise it is kept,
 // detached, with the given will (nil: none) scheduled. A detach by an
 // owner no longer attached does nothing (ErrNoInbox).
-func (c *Client) Detach(ctx context.Context, tenant, id string, inc uint64, expiry uint32, owner string, will *Will) (deleted bool, filters []string, err error) {
+//
+// sentTail says the send-buffer entries below it were sent to the client:
+// a resumed session resends them with DUP.
+func (c *Client) Detach(ctx context.Context, tenant, id string, inc uint64, expiry uint32, owner string, will *Will, sentTail uint64) (deleted bool, filters []string, err error) {
 	in := wire.AppendUvarint(header('D', tenant, id), inc)
 	in = wire.AppendUvarint(in, uint64(expiry))
 	in = wire.AppendBytes(in, owner)
 	if in, err = appendWill(in, will); err != nil {
 		return false, nil, err
 	}
+	in = wire.AppendUvarint(in, sentTail)
 	d, _, err := c.mutate(ctx, tenant, id, in)
 	if err != nil {
 		return false, nil, err
@@ -160,37 +164,70 @@ func (c *Client) Unsubscribe(ctx context.Context, tenant, id string, inc uint64,
 
 // InsertResult is the outcome of one insert.
 type InsertResult struct {
-	Stored  bool // queued: at Queue, Seq
-	Dropped bool // the queue was full: dropped (the drop policy)
+	Stored bool // queued: at Queue, Seq
+	// Dropped: the queue was full and the drop policy dropped a message:
+	// this one (Stored false), or the oldest QoS 0 entry (Stored true).
+	Dropped bool
 	Queue   Queue
 	Seq     uint64
+	// Gone: none of the filters is subscribed any more (the route is
+	// stale).
+	Gone bool
 }
 
-// Insert queues msg for an inbox through its matching filters (as the
-// client wrote them). Skipped messages (no-local, expired) are neither
-// stored nor dropped.
+// InsertItem is one message for an inbox, with the inbox's filters (as
+// the client wrote them) that matched it.
+type InsertItem struct {
+	Filters []string
+	Message *dist.Message
+}
+
+// Insert queues one message; see InsertBatch.
 func (c *Client) Insert(ctx context.Context, tenant, id string, inc uint64, filters []string, msg *dist.Message) (InsertResult, error) {
+	rs, err := c.InsertBatch(ctx, tenant, id, inc, []InsertItem{{Filters: filters, Message: msg}})
+	if err != nil {
+		return InsertResult{}, err
+	}
+	return rs[0], nil
+}
+
+// InsertBatch queues messages for an inbox in one replicated write, in
+// order. Skipped messages (no-local, expired) are neither stored nor
+// dropped. ErrNoInbox when the inbox (or this incarnation) is gone.
+func (c *Client) InsertBatch(ctx context.Context, tenant, id string, inc uint64, items []InsertItem) ([]InsertResult, error) {
 	in := wire.AppendUvarint(header('I', tenant, id), inc)
-	in = wire.AppendUvarint(in, uint64(len(filters)))
-	for _, f := range filters {
-		in = wire.AppendBytes(in, f)
+	in = wire.AppendUvarint(in, uint64(len(items)))
+	for _, it := range items {
+		in = wire.AppendUvarint(in, uint64(len(it.Filters)))
+		for _, f := range it.Filters {
+			in = wire.AppendBytes(in, f)
+		}
+		var err error
+		if in, err = it.Message.AppendBinary(in); err != nil {
+			return nil, err
+		}
 	}
-	in, err := msg.AppendBinary(in)
+	out, err := c.s.Mutate(ctx, metaKey(tenant, id), in)
 	if err != nil {
-		return InsertResult{}, err
+		return nil, err
 	}
-	d, code, err := c.mutate(ctx, tenant, id, in)
-	if err != nil {
-		return InsertResult{}, err
+	if len(out) == 1 && out[0] == codeNoInbox {
+		return nil, ErrNoInbox // the incarnation check failed for the whole op
 	}
-	switch code {
-	case codeOK:
-		r := InsertResult{Stored: true, Queue: Queue(d.Byte()), Seq: d.Uvarint()}
-		return r, d.Done()
-	case codeFull:
-		return InsertResult{Dropped: true}, nil
+	d := wire.NewDecoder(out)
+	rs := make([]InsertResult, len(items))
+	for i := range rs {
+		switch d.Byte() {
+		case codeOK:
+			rs[i] = InsertResult{Stored: true, Queue: Queue(d.Byte()), Seq: d.Uvarint()}
+			rs[i].Dropped = d.Bool()
+		case codeFull:
+			rs[i].Dropped = true
+		case codeNoInbox:
+			rs[i].Gone = true // no longer subscribed through these filters
+		}
 	}
-	return InsertResult{}, nil
+	return rs, d.Done()
 }
 
 // Pos names a queue entry.

@@ -23,10 +23,10 @@ const StoreName = "inbox.store"
 // codeNoInbox and changes nothing.
 //
 //	'A' inbox, clean, uvarint expiry, uvarint limit, dropOldest, bytes owner, uvarint newInc, will   attach
-//	'D' inbox, inc, uvarint expiry, bytes owner, will                          detach
+//	'D' inbox, inc, uvarint expiry, bytes owner, will, uvarint sentTail        detach
 //	'S' inbox, inc, bytes filter, suboptions, uvarint maxFilters               subscribe
 //	'U' inbox, inc, bytes filter                                               unsubscribe
-//	'I' inbox, inc, uvarint n, n x bytes filter, message                       insert
+//	'I' inbox, inc, uvarint m, m x (uvarint n, n x bytes filter, message)      insert, in order
 //	'C' inbox, inc, uvarint n, n x (byte queue, uvarint seq)                   commit
 //	'R' inbox, inc, uvarint seq                                                PUBREC received
 //	'Q' inbox, inc, bool add, uvarint packet id                                inbound QoS 2 id
@@ -344,6 +344,7 @@ func (s *state) detach(d *wire.Decoder, now, prev int64) ([]byte, error) {
 	expiry := uint32(d.Uvarint())
 	owner := d.String()
 	will, err := readWill(d)
+	sentTail := d.Uvarint()
 	if err != nil || d.Done() != nil {
 		return nil, errBadInput
 	}
@@ -359,6 +360,7 @@ func (s *state) detach(d *wire.Decoder, now, prev int64) ([]byte, error) {
 		return appendFilters(wire.AppendBool([]byte{codeOK}, true), m), nil
 	}
 	m.DetachedAt, m.Owner, m.Expiry, m.Will = now, "", expiry, will
+	m.SentTail = max(m.SentTail, sentTail)
 	if err := s.save(prev); err != nil {
 		return nil, err
 	}
@@ -376,17 +378,51 @@ func SubscriberFilter(r dist.Route) string {
 	return r.Filter
 }
 
-// insert output: byte code, then for codeOK byte queue, uvarint seq.
+// insert output: per message, byte code, then for codeOK byte queue,
+// uvarint seq and bool (the oldest QoS 0 entry was dropped for it).
+// Messages are queued in input order.
 func (s *state) insert(d *wire.Decoder, now, prev int64) ([]byte, error) {
-	n := d.Count()
-	filters := make([]string, 0, n)
-	for i := 0; i < n && d.Err == nil; i++ {
-		filters = append(filters, d.String())
+	count := d.Count()
+	var out []byte
+	ins := &inserting{now: now}
+	for k := 0; k < count && d.Err == nil; k++ {
+		n := d.Count()
+		filters := make([]string, 0, n)
+		for i := 0; i < n && d.Err == nil; i++ {
+			filters = append(filters, d.String())
+		}
+		msg := &dist.Message{}
+		if err := msg.DecodeFrom(d); err != nil {
+			return nil, errBadInput
+		}
+		res, err := s.insertOne(ins, filters, msg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
 	}
-	msg := &dist.Message{}
-	if err := msg.DecodeFrom(d); err != nil || d.Done() != nil {
+	if d.Done() != nil {
 		return nil, errBadInput
 	}
+	if ins.changed {
+		if err := s.save(prev); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// inserting is the state of one insert op across its messages: the op's
+// own writes are not visible to its reader, so QoS 0 drop-oldest tracks
+// what it deleted and added.
+type inserting struct {
+	now     int64
+	changed bool
+	from    uint64   // QoS 0 entries below this seq were deleted by this op
+	added   []uint64 // QoS 0 seqs this op put and has not deleted
+}
+
+func (s *state) insertOne(ins *inserting, filters []string, msg *dist.Message) ([]byte, error) {
 	m := s.meta
 	e := Entry{Message: msg}
 	matched, deliverable := false, false
@@ -409,7 +445,7 @@ func (s *state) insert(d *wire.Decoder, now, prev int64) ([]byte, error) {
 	if !matched {
 		return []byte{codeNoInbox}, nil
 	}
-	if !deliverable || msg.Expired(time.UnixMilli(now)) {
+	if !deliverable || msg.Expired(time.UnixMilli(ins.now)) {
 		return []byte{codeSkipped}, nil
 	}
 	q := SendBuffer
@@ -417,25 +453,16 @@ func (s *state) insert(d *wire.Decoder, now, prev int64) ([]byte, error) {
 		q = QoS0Queue
 	}
 	qi := qidx(q)
+	droppedOldest := false
 	if m.Limit > 0 && m.Count[qi] >= m.Limit {
 		if q != QoS0Queue || !m.DropOldest {
 			return []byte{codeFull}, nil
 		}
-		// Drop the oldest QoS 0 entry to make room.
-		p := append(inboxPrefix(s.tenant, s.id), byte(q))
-		var oldest []byte
-		if err := s.r.Iterate(p, prefixEnd(p), func(k, _ []byte) bool {
-			oldest = bytes.Clone(k)
-			return false
-		}); err != nil {
+		ok, err := s.dropOldest(ins)
+		if err != nil {
 			return nil, err
 		}
-		if oldest != nil {
-			if err := s.w.Delete(oldest); err != nil {
-				return nil, err
-			}
-			m.Count[qi]--
-		}
+		droppedOldest = ok
 	}
 	seq := m.Tail[qi]
 	m.Tail[qi]++
@@ -447,10 +474,43 @@ func (s *state) insert(d *wire.Decoder, now, prev int64) ([]byte, error) {
 	if err := s.w.Put(entryKey(s.tenant, s.id, q, seq), v); err != nil {
 		return nil, err
 	}
-	if err := s.save(prev); err != nil {
-		return nil, err
+	if q == QoS0Queue {
+		ins.added = append(ins.added, seq)
 	}
-	return wire.AppendUvarint([]byte{codeOK, byte(q)}, seq), nil
+	ins.changed = true
+	out := wire.AppendUvarint([]byte{codeOK, byte(q)}, seq)
+	return wire.AppendBool(out, droppedOldest), nil
+}
+
+// dropOldest deletes the oldest QoS 0 entry: the first stored one not yet
+// deleted by this op, else the first this op added.
+func (s *state) dropOldest(ins *inserting) (bool, error) {
+	p := append(inboxPrefix(s.tenant, s.id), byte(QoS0Queue))
+	var oldest []byte
+	var seq uint64
+	lower := wire.AppendUint64(bytes.Clone(p), ins.from)
+	if err := s.r.Iterate(lower, prefixEnd(p), func(k, _ []byte) bool {
+		oldest = bytes.Clone(k)
+		seq = wire.NewDecoder(k[len(p):]).Uint64()
+		return false
+	}); err != nil {
+		return false, err
+	}
+	switch {
+	case oldest != nil && (len(ins.added) == 0 || seq < ins.added[0]):
+		ins.from = seq + 1
+	case len(ins.added) > 0:
+		seq, ins.added = ins.added[0], ins.added[1:]
+		oldest = entryKey(s.tenant, s.id, QoS0Queue, seq)
+		ins.from = max(ins.from, seq+1)
+	default:
+		return false, nil
+	}
+	if err := s.w.Delete(oldest); err != nil {
+		return false, err
+	}
+	s.meta.Count[qidx(QoS0Queue)]--
+	return true, nil
 }
 
 // expireScan output: uvarint n, n x (bytes tenant, bytes id, uvarint inc,

@@ -116,7 +116,7 @@ func TestInboxLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Detach keeps it; a restart keeps it; attach (not clean) resumes it.
-	if del, _, err := c.Detach(cx, "t", "c1", 10, 60, "srv/1", nil); err != nil || del {
+	if del, _, err := c.Detach(cx, "t", "c1", 10, 60, "srv/1", nil, 1); err != nil || del {
 		t.Fatalf("detach: %v %v", del, err)
 	}
 	n.Close()
@@ -140,7 +140,7 @@ func TestInboxLifecycle(t *testing.T) {
 		t.Fatalf("clean start kept %d entries", len(es))
 	}
 	// Detach with expiry 0 deletes it.
-	if del, _, err := c.Detach(cx, "t", "c1", 12, 0, "srv/2", nil); err != nil || !del {
+	if del, _, err := c.Detach(cx, "t", "c1", 12, 0, "srv/2", nil, 0); err != nil || !del {
 		t.Fatalf("detach expiry 0: %v %v", del, err)
 	}
 	if _, err := c.Meta(cx, "t", "c1"); !errors.Is(err, ErrNoInbox) {
@@ -188,10 +188,10 @@ func TestExpiryAndDelayedWill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := c.Detach(cx, "t", "short", 1, 2, "o", will); err != nil {
+	if _, _, err := c.Detach(cx, "t", "short", 1, 2, "o", will, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Detach(cx, "t", "long", 1, 100, "o", nil); err != nil {
+	if _, _, err := c.Detach(cx, "t", "long", 1, 100, "o", nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -134,6 +134,9 @@ type Meta struct {
 	Will        *Will
 	QoS2In      []uint16 // inbound QoS 2 packet ids awaiting PUBREL
 	Deadline    int64    // the indexed deadline (unix ms), 0 none
+	// SentTail: send-buffer entries below this seq were sent to a client
+	// (as of the last detach), so a resumed session resends them with DUP.
+	SentTail uint64
 }
 
 func qidx(q Queue) int { return int(q) - int(QoS0Queue) }
@@ -181,6 +184,7 @@ func (m *Meta) AppendBinary(b []byte) ([]byte, error) {
 		b = wire.AppendUvarint(b, uint64(id))
 	}
 	b = wire.AppendVarint(b, m.Deadline)
+	b = wire.AppendUvarint(b, m.SentTail)
 	return b, nil
 }
 
@@ -224,6 +228,7 @@ func (m *Meta) UnmarshalBinary(b []byte) error {
 		m.QoS2In = append(m.QoS2In, uint16(d.Uvarint()))
 	}
 	m.Deadline = d.Varint()
+	m.SentTail = d.Uvarint()
 	if err := d.Done(); err != nil {
 		return fmt.Errorf("inbox: metadata: %w", err)
 	}

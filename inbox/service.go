@@ -120,22 +120,23 @@ func (s *Service) Listen(tenant, id string, wake func()) (cancel func()) {
 	}
 }
 
-// Deliver implements dist.Deliverer: each message is inserted once per
-// inbox (with every matching filter), durably, before Deliver returns.
+// Deliver implements dist.Deliverer: each inbox gets its messages in
+// one replicated write, in batch order (so one publisher's messages keep
+// their order in the inbox), each message once for all of its matching
+// filters; Deliver returns once every write is applied.
 func (s *Service) Deliver(ctx context.Context, batch []dist.Delivery) []dist.Result {
-	type key struct {
+	type inboxKey struct {
 		tenant, id string
 		inc        uint64
-		msg        *dist.Message
 	}
-	type group struct {
-		filters []string
-		idx     []int
-		res     dist.Result
+	type pending struct {
+		items []InsertItem
+		idx   [][]int // the deliveries of each item
+		byMsg map[*dist.Message]int
+		res   []dist.Result
 	}
-	groups := make(map[key]*group)
-	var order []*group
-	var keys []key
+	inboxes := make(map[inboxKey]*pending)
+	var order []inboxKey
 	results := make([]dist.Result, len(batch))
 	for i, d := range batch {
 		_, id, ok := dist.SplitReceiver(d.Route.Receiver)
@@ -143,55 +144,69 @@ func (s *Service) Deliver(ctx context.Context, batch []dist.Delivery) []dist.Res
 			results[i] = dist.NoReceiver
 			continue
 		}
-		k := key{d.Route.Tenant, string(id), d.Route.Incarnation, d.Message}
-		g := groups[k]
-		if g == nil {
-			g = &group{}
-			groups[k] = g
-			order = append(order, g)
-			keys = append(keys, k)
+		k := inboxKey{d.Route.Tenant, string(id), d.Route.Incarnation}
+		p := inboxes[k]
+		if p == nil {
+			p = &pending{byMsg: make(map[*dist.Message]int)}
+			inboxes[k] = p
+			order = append(order, k)
 		}
-		g.filters = append(g.filters, SubscriberFilter(d.Route))
-		g.idx = append(g.idx, i)
+		j, seen := p.byMsg[d.Message]
+		if !seen {
+			j = len(p.items)
+			p.byMsg[d.Message] = j
+			p.items = append(p.items, InsertItem{Message: d.Message})
+			p.idx = append(p.idx, nil)
+		}
+		p.items[j].Filters = append(p.items[j].Filters, SubscriberFilter(d.Route))
+		p.idx[j] = append(p.idx[j], i)
 	}
 	var wg sync.WaitGroup
-	for i, g := range order {
-		k := keys[i]
+	for _, k := range order {
+		p := inboxes[k]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := s.c.Insert(ctx, k.tenant, k.id, k.inc, g.filters, k.msg)
-			switch {
-			case errors.Is(err, ErrNoInbox):
-				g.res = dist.NoReceiver
-			case err != nil:
+			p.res = make([]dist.Result, len(p.items))
+			rs, err := s.c.InsertBatch(ctx, k.tenant, k.id, k.inc, p.items)
+			for j := range p.items {
+				switch {
+				case errors.Is(err, ErrNoInbox):
+					p.res[j] = dist.NoReceiver
+				case err != nil:
+					p.res[j] = dist.Failed
+				case rs[j].Gone:
+					p.res[j] = dist.NoReceiver
+				default:
+					p.res[j] = dist.Delivered
+					if rs[j].Dropped {
+						s.m.dropped.Inc()
+						s.opts.Logger.Info("inbox full: message dropped", "tenant", k.tenant, "inbox", k.id,
+							"topic", p.items[j].Message.Topic)
+					}
+					if rs[j].Stored {
+						s.m.inserted.Inc()
+					}
+				}
+			}
+			if err != nil && !errors.Is(err, ErrNoInbox) {
 				s.opts.Logger.Warn("inbox insert failed", "tenant", k.tenant, "inbox", k.id, "err", err)
-				g.res = dist.Failed
-			default:
-				g.res = dist.Delivered
-				if r.Dropped {
-					s.m.dropped.Inc()
-					s.opts.Logger.Info("inbox full: message dropped", "tenant", k.tenant, "inbox", k.id, "topic", k.msg.Topic)
-				}
-				if r.Stored {
-					s.m.inserted.Inc()
-				}
 			}
 		}()
 	}
 	wg.Wait()
-	woken := make(map[listenKey]bool)
 	s.mu.RLock()
-	for i, g := range order {
-		for _, j := range g.idx {
-			results[j] = g.res
-		}
-		lk := listenKey{keys[i].tenant, keys[i].id}
-		if g.res == dist.Delivered && !woken[lk] {
-			woken[lk] = true
-			if l := s.listeners[lk]; l != nil {
-				l.wake()
+	for _, k := range order {
+		p := inboxes[k]
+		stored := false
+		for j, r := range p.res {
+			for _, i := range p.idx[j] {
+				results[i] = r
 			}
+			stored = stored || r == dist.Delivered
+		}
+		if l := s.listeners[listenKey{k.tenant, k.id}]; l != nil && stored {
+			l.wake()
 		}
 	}
 	s.mu.RUnlock()

@@ -12,8 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bifromq-go/bifromq/mqtt/auth"
 	"github.com/bifromq-go/bifromq/mqtt/internal/transport"
 	"github.com/bifromq-go/bifromq/mqtt/packet"
+	"github.com/bifromq-go/bifromq/mqtt/settings"
 )
 
 // conn is one client connection. Its serve goroutine owns every field but
@@ -30,7 +32,10 @@ type conn struct {
 	version   packet.Version
 	clientID  string
 	tenant    string
-	keepAlive time.Duration // read deadline after CONNACK: 1.5x keep alive; 0 none
+	user      string
+	perms     auth.Checker
+	set       *settings.Settings // the tenant's settings, as of CONNECT
+	keepAlive time.Duration      // read deadline after CONNACK: 1.5x keep alive; 0 none
 	// Negotiated v5 limits.
 	clientMaxPacket uint32 // client's Maximum Packet Size; 0 no limit
 	clientAliasMax  uint16 // client's Topic Alias Maximum: outbound aliases
@@ -44,6 +49,8 @@ type conn struct {
 	pub     packet.Publish        // reused for every inbound PUBLISH
 	sess    session
 	will    *will
+	pubRate *rate         // MsgPubPerSec; nil unlimited
+	inBW    *rate         // InBoundBandWidth (bytes); nil unlimited
 	out     outbox        // outbound messages and acknowledgements
 	p       *persist      // the persistent session; nil for a transient one
 	done    chan struct{} // closed when the connection has ended
@@ -108,6 +115,12 @@ func (c *conn) serve() {
 // the client disconnected normally, and the session leaves the registry.
 func (c *conn) end(reason closeReason) {
 	c.out.close()
+	if c.connected.Load() {
+		if reason == "session_taken_over" {
+			c.event(EventKicked, "", "")
+		}
+		c.event(EventDisconnected, string(reason), "")
+	}
 	abnormal := reason != "client_disconnect"
 	if !c.connected.Load() {
 		abnormal = false // CONNACK never went out: no session, no will (MQTT-3.1.2-8)
@@ -191,10 +204,9 @@ func (c *conn) connect() bool {
 		return false
 	}
 	ack := packet.Connack{}
-	if !c.negotiate(&cp, &ack) {
+	if !c.negotiate(&cp, &ack) || !c.authenticate(&cp, &ack) || !c.applySettings(&cp, &ack) {
 		return false
 	}
-	c.tenant = s.opts.Tenant
 	if cp.WillFlag {
 		c.will = c.newWill(&cp.Will)
 	}
@@ -206,7 +218,7 @@ func (c *conn) connect() bool {
 		}
 	}
 	c.out.init(c, window)
-	c.inq = make(chan struct{}, s.opts.ReceiveMaximum)
+	c.inq = make(chan struct{}, c.set.ReceivingMaximum)
 	var told bool
 	if c.expiry, told = c.effectiveExpiry(&cp); told {
 		ack.Properties.SessionExpiry = c.expiry
@@ -231,6 +243,7 @@ func (c *conn) connect() bool {
 	}
 	c.connected.Store(true)
 	c.nc.SetDeadline(time.Time{})
+	c.event(EventConnected, "", "")
 	c.startSession()
 	s.log.Debug("client connected", "client_id", c.clientID, "remote", c.remote, "version", c.version, "kind", c.kind)
 	return true
@@ -276,33 +289,148 @@ func (c *conn) negotiate(cp *packet.Connect, ack *packet.Connack) bool {
 	}
 	if c.version == packet.V5 {
 		p := &cp.Properties
-		if p.AuthMethod != "" {
-			// Enhanced authentication methods arrive with the auth issue.
-			s.metrics.rejected.WithLabelValues(rejectAuthMethod).Inc()
-			c.refuse(packet.BadAuthenticationMethod, "authentication method not supported")
-			return false
-		}
 		c.clientMaxPacket = p.MaximumPacketSize
 		c.clientAliasMax = p.TopicAliasMaximum
 		c.problemInfo = !p.Has(packet.PropRequestProblemInfo) || p.RequestProblemInfo == 1
 		c.sessionExpiry = p.SessionExpiry
-		if o.ReceiveMaximum != 65535 {
-			ack.Properties.ReceiveMaximum = o.ReceiveMaximum
-		}
 		ack.Properties.MaximumPacketSize = uint32(o.MaxPacketSize)
-		if o.TopicAliasMaximum > 0 {
-			ack.Properties.TopicAliasMaximum = uint16(o.TopicAliasMaximum)
-		}
-		if o.MaximumQoS < 2 {
-			ack.Properties.MaximumQoS = o.MaximumQoS
-			ack.Properties.Mark(packet.PropMaximumQoS)
-		}
-		if o.Retain == nil {
-			ack.Properties.RetainAvailable = 0
-			ack.Properties.Mark(packet.PropRetainAvailable)
-		}
 	}
 	return true
+}
+
+// authenticate asks the auth provider who the client is. A refusal is
+// answered with the provider's reason: v5 0x86 bad user name or password,
+// 0x87 not authorized, 0x8C bad authentication method, 0x88 server
+// unavailable; v3 return codes 4, 5, 5 and 3.
+func (c *conn) authenticate(cp *packet.Connect, ack *packet.Connack) bool {
+	s := c.s
+	req := &auth.Request{
+		ClientID: c.clientID, Username: cp.Username, HasUsername: cp.UsernameFlag,
+		Password: cp.Password, HasPassword: cp.PasswordFlag,
+		PeerCertificates: transport.PeerCertificates(c.nc), RemoteAddr: c.remote,
+	}
+	if c.version == packet.V5 {
+		req.AuthMethod, req.AuthData = cp.Properties.AuthMethod, cp.Properties.AuthData
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ConnectTimeout)
+	res, err := s.opts.Auth.Authenticate(ctx, req)
+	cancel()
+	if err != nil {
+		code, label := packet.NotAuthorized, "not_authorized"
+		switch {
+		case errors.Is(err, auth.ErrBadCredentials):
+			code, label = packet.BadUserNameOrPassword, "bad_credentials"
+		case errors.Is(err, auth.ErrBadMethod):
+			code, label = packet.BadAuthenticationMethod, rejectAuthMethod
+		case errors.Is(err, auth.ErrUnavailable):
+			code, label = packet.ServerUnavailable, "auth_unavailable"
+			s.log.Warn("auth provider unavailable", "client_id", c.clientID, "err", err)
+		}
+		s.metrics.rejected.WithLabelValues(label).Inc()
+		s.log.Debug("authentication failed", "client_id", c.clientID, "remote", c.remote, "err", err)
+		c.user = cp.Username
+		c.event(EventConnectRefused, code.String(), "")
+		c.refuse(code, "authentication failed")
+		return false
+	}
+	c.tenant, c.user, c.perms = res.Tenant, res.User, res.Checker
+	if c.perms == nil {
+		c.perms = auth.AllowAll{}
+	}
+	if req.AuthMethod != "" {
+		ack.Properties.AuthMethod = req.AuthMethod // a one-step method succeeded
+	}
+	return true
+}
+
+// applySettings takes the tenant's settings: the protocol version must be
+// enabled, the will must fit the limits and the ACL, and the CONNACK
+// announces the tenant's limits to a v5 client.
+func (c *conn) applySettings(cp *packet.Connect, ack *packet.Connack) bool {
+	st := c.s.opts.Settings.For(c.tenant)
+	c.set = st
+	refuse := func(code packet.ReasonCode, reason string) bool {
+		c.s.metrics.rejected.WithLabelValues("tenant_settings").Inc()
+		c.event(EventConnectRefused, code.String(), reason)
+		c.refuse(code, reason)
+		return false
+	}
+	switch {
+	case c.version == packet.V31 && !st.MQTT3Enabled, c.version == packet.V311 && !st.MQTT4Enabled,
+		c.version == packet.V5 && !st.MQTT5Enabled:
+		return refuse(packet.UnsupportedProtocolVersion, "protocol version disabled for the tenant")
+	}
+	if cp.WillFlag {
+		w := &cp.Will
+		switch {
+		case len(w.Payload) > st.MaxLastWillBytes:
+			return refuse(packet.PacketTooLarge, "will payload over maxLastWillBytes")
+		case !c.topicAllowed(w.Topic):
+			return refuse(packet.TopicNameInvalid, "will topic over the tenant's topic limits")
+		case byte(w.QoS) > st.MaximumQoS:
+			return refuse(packet.QoSNotSupported, "will QoS over the tenant's maximum")
+		case w.Retain && !c.retainAvailable():
+			return refuse(packet.RetainNotSupported, "retain is not available")
+		case !c.perms.Allow(auth.Publish, w.Topic):
+			c.event(EventPubDenied, "will", w.Topic)
+			return refuse(packet.NotAuthorized, "will topic not allowed")
+		}
+	}
+	if st.MsgPubPerSec > 0 {
+		c.pubRate = newRate(float64(st.MsgPubPerSec), st.MsgPubPerSec)
+	}
+	if st.InBoundBandWidth > 0 {
+		c.inBW = newRate(float64(st.InBoundBandWidth), int(st.InBoundBandWidth))
+	}
+	if st.OutBoundBandWidth > 0 {
+		c.out.bw = newRate(float64(st.OutBoundBandWidth), int(st.OutBoundBandWidth))
+	}
+	if c.version != packet.V5 {
+		return true
+	}
+	pr := &ack.Properties
+	if st.ReceivingMaximum != 65535 {
+		pr.ReceiveMaximum = st.ReceivingMaximum
+	}
+	pr.TopicAliasMaximum = st.MaxTopicAlias
+	if st.MaximumQoS < 2 {
+		pr.MaximumQoS = st.MaximumQoS
+		pr.Mark(packet.PropMaximumQoS)
+	}
+	mark0 := func(available bool, id packet.PropID) {
+		if !available {
+			pr.Mark(id) // present with value 0: not available
+		}
+	}
+	mark0(c.retainAvailable(), packet.PropRetainAvailable)
+	mark0(st.WildcardSubscriptionEnabled, packet.PropWildcardSubAvailable)
+	mark0(st.SubscriptionIdentifierEnabled, packet.PropSubIDAvailable)
+	mark0(st.SharedSubscriptionEnabled, packet.PropSharedSubAvailable)
+	return true
+}
+
+func (c *conn) retainAvailable() bool { return c.s.opts.Retain != nil && c.set.RetainEnabled }
+
+// topicAllowed checks a topic name or filter against the tenant's limits
+// on length, levels and level length.
+func (c *conn) topicAllowed(t string) bool {
+	st := c.set
+	if len(t) > st.MaxTopicLength {
+		return false
+	}
+	levels, start := 1, 0
+	for i := 0; i <= len(t); i++ {
+		if i == len(t) || t[i] == '/' {
+			if i-start > st.MaxTopicLevelLength {
+				return false
+			}
+			if i < len(t) {
+				levels++
+				start = i + 1
+			}
+		}
+	}
+	return levels <= st.MaxTopicLevels
 }
 
 func assignClientID() string { return "auto-" + randomID() }
@@ -360,6 +488,9 @@ func (c *conn) loop() closeReason {
 		}
 		s.metrics.bytesIn.Add(float64(h.Len() + len(body)))
 		s.metrics.packetsIn[h.Type].Inc()
+		if c.inBW != nil {
+			c.inBW.wait(h.Len()+len(body), s.stopping) // pace the reader: the client's TCP backs off
+		}
 		if done, reason := c.handle(h, body); done {
 			return reason
 		}
@@ -469,7 +600,7 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
 			return c.violation(packet.ProtocolError, "session expiry set on DISCONNECT after 0 at CONNECT")
 		}
 		if v == packet.V5 && p.Properties.Has(packet.PropSessionExpiry) && c.p != nil {
-			c.expiry = min(p.Properties.SessionExpiry, c.s.opts.MaxSessionExpiry)
+			c.expiry = min(p.Properties.SessionExpiry, c.set.MaxSessionExpirySeconds)
 		}
 		if v == packet.V5 && p.ReasonCode == packet.DisconnectWithWillMessage {
 			return true, "client_disconnect_with_will"

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bifromq-go/bifromq/dist"
+	"github.com/bifromq-go/bifromq/mqtt/auth"
 	"github.com/bifromq-go/bifromq/mqtt/packet"
 )
 
@@ -39,7 +40,7 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) (bool, closeReas
 			return c.violation(packet.ProtocolError, "PUBLISH from a client with a subscription identifier") // MQTT-3.3.4-6
 		}
 		if alias := p.Properties.TopicAlias; alias != 0 {
-			if int(alias) > c.s.opts.TopicAliasMaximum {
+			if alias > c.set.MaxTopicAlias {
 				return c.violation(packet.TopicAliasInvalid, "topic alias over the maximum") // MQTT-3.3.2-9
 			}
 			if len(topic) > 0 {
@@ -56,11 +57,39 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) (bool, closeReas
 			}
 		}
 	}
-	if byte(p.QoS) > c.s.opts.MaximumQoS {
-		return c.violation(packet.QoSNotSupported, "QoS over the server's maximum") // MQTT-3.3.1-4
+	st := c.set
+	if byte(p.QoS) > st.MaximumQoS {
+		return c.violation(packet.QoSNotSupported, "QoS over the tenant's maximum") // MQTT-3.3.1-4
 	}
-	if p.Retain && c.s.opts.Retain == nil && c.version == packet.V5 {
-		return c.violation(packet.RetainNotSupported, "retain is not available") // MQTT-3.3.1-11
+	if p.Retain && !c.retainAvailable() {
+		if c.version == packet.V5 {
+			return c.violation(packet.RetainNotSupported, "retain is not available") // MQTT-3.3.2-?
+		}
+		p.Retain = false // v3: routed, not kept
+	}
+	if !c.topicAllowed(string(topic)) {
+		c.event(EventLimitExceeded, "topic", string(topic))
+		return c.violation(packet.TopicNameInvalid, "topic over the tenant's limits on length or levels")
+	}
+	// Refusals that acknowledge (v5 with a reason code; v3 as success,
+	// the message dropped): payload size, publish rate, the ACL.
+	refusal := packet.Success
+	switch {
+	case len(p.Payload) > st.MaxUserPayloadBytes:
+		refusal = packet.QuotaExceeded // PUBACK cannot carry 0x95
+		c.event(EventLimitExceeded, "payload", string(topic))
+	case c.pubRate != nil && !c.pubRate.allow(1):
+		refusal = packet.QuotaExceeded // 0x96 is for DISCONNECT only
+		c.event(EventThrottled, "msgPubPerSec", string(topic))
+	case !c.perms.Allow(auth.Publish, string(topic)):
+		refusal = packet.NotAuthorized
+		c.event(EventPubDenied, "", string(topic))
+		if c.version != packet.V5 && c.s.opts.DenyV3Publish == V3DenyDisconnect {
+			return true, "publish_denied"
+		}
+	}
+	if refusal != packet.Success {
+		return c.refusePublish(p, refusal)
 	}
 	if p.QoS == packet.ExactlyOnce {
 		if st, dup := c.qos2In[p.PacketID]; dup {
@@ -99,6 +128,37 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) (bool, closeReas
 		return false, ""
 	}
 	c.route(p, topic, nil)
+	return false, ""
+}
+
+// refusePublish answers a PUBLISH that is not routed: v5 with the reason
+// code (QoS 1 PUBACK, QoS 2 PUBREC), v3 with a plain acknowledgement; QoS
+// 0 is dropped.
+func (c *conn) refusePublish(p *packet.Publish, code packet.ReasonCode) (bool, closeReason) {
+	if c.version != packet.V5 {
+		code = packet.Success
+	}
+	switch p.QoS {
+	case packet.AtLeastOnce:
+		return c.reply(&packet.Puback{PacketID: p.PacketID, ReasonCode: code})
+	case packet.ExactlyOnce:
+		if code != packet.Success {
+			return c.reply(&packet.Pubrec{PacketID: p.PacketID, ReasonCode: code}) // ends the flow (v5)
+		}
+		// v3: the flow goes on to PUBREL as for any message.
+		if _, dup := c.qos2In[p.PacketID]; !dup {
+			if !c.acquireIn(false) {
+				return c.violation(packet.ReceiveMaximumExceeded, "more QoS 2 messages awaiting PUBREL than Receive Maximum")
+			}
+			if c.qos2In == nil {
+				c.qos2In = make(map[uint16]*qos2State)
+			}
+			st := &qos2State{}
+			st.done.Store(true)
+			c.qos2In[p.PacketID] = st
+		}
+		return c.reply(&packet.Pubrec{PacketID: p.PacketID})
+	}
 	return false, ""
 }
 

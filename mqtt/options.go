@@ -8,7 +8,18 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bifromq-go/bifromq/mqtt/auth"
+	"github.com/bifromq-go/bifromq/mqtt/packet"
+	"github.com/bifromq-go/bifromq/mqtt/settings"
 )
+
+// defaultSettings gives every tenant settings.Defaults.
+type defaultSettings struct{}
+
+var theDefaults = settings.Defaults()
+
+func (defaultSettings) For(string) *settings.Settings { return &theDefaults }
 
 // ListenerKind names a transport.
 type ListenerKind string
@@ -55,6 +66,15 @@ type Listener struct {
 	ProxyProtocol bool
 }
 
+// V3Deny is how a denied v3 PUBLISH is answered.
+type V3Deny string
+
+// The answers to a denied v3 PUBLISH.
+const (
+	V3DenyDrop       V3Deny = "drop"
+	V3DenyDisconnect V3Deny = "disconnect"
+)
+
 // Options configures a Server. The zero value of every field but Listeners
 // means "use the default" documented on the field.
 type Options struct {
@@ -79,13 +99,6 @@ type Options struct {
 	// accepts; it is announced to v5 clients. Default 1 MiB; at most
 	// 268435460 (the protocol's limit).
 	MaxPacketSize int
-	// ReceiveMaximum is the number of unacknowledged inbound QoS 1 and 2
-	// PUBLISHes a client may have in flight; announced to v5 clients.
-	// Default 200.
-	ReceiveMaximum uint16
-	// TopicAliasMaximum is the highest inbound topic alias a v5 client may
-	// use, at most 65535. Default 10; a negative value disables aliases.
-	TopicAliasMaximum int
 	// MaxKeepAlive caps the keep-alive interval in seconds; 0 means no cap.
 	// A v5 client asking for more (or for 0) is told the cap as Server Keep
 	// Alive; a v3 client asking for more is refused ("identifier rejected"),
@@ -112,34 +125,31 @@ type Options struct {
 	// clients are told so, and a v5 PUBLISH with RETAIN is a protocol
 	// error (0x9A); a v3 one is routed without being kept.
 	Retain RetainStore
-	// RetainMessageMatchLimit caps the retained messages sent for one
-	// subscription. Default 10.
-	RetainMessageMatchLimit int
-	// MaxSessionExpiry caps the session expiry interval, in seconds; a v3
-	// client with clean session 0 gets it. Default 86400.
-	MaxSessionExpiry uint32
-	// SessionInboxSize bounds each of a persistent session's two queues
-	// (QoS 0, and QoS 1/2). Default 1000.
-	SessionInboxSize uint32
-	// QoS0DropOldest makes a full QoS 0 inbox queue drop its oldest
-	// message for a new one; by default the new one is dropped. (A full
-	// QoS 1/2 queue always drops the new message.)
-	QoS0DropOldest bool
-	// MaxTopicFiltersPerInbox bounds a persistent session's subscriptions;
-	// over it SUBACK says 0x97 (v5) or 0x80 (v3). Default 100.
-	MaxTopicFiltersPerInbox int
+	// Auth authenticates clients and checks their permissions. Nil means
+	// auth.DevOnly: every client is tenant DevOnly and may do everything
+	// (for development only; the caller should say so loudly).
+	Auth auth.Provider
+	// Settings answers each tenant's settings (limits, feature switches).
+	// Nil means settings.Defaults for every tenant.
+	Settings settings.Provider
+	// Events receives client events (connect, disconnect, kicked, drops,
+	// throttling, denials); every event is also counted in
+	// bifromq_mqtt_events_total. Optional.
+	Events EventCollector
+	// DenySubscribeCode is the SUBACK reason code of a subscription the
+	// ACL denies for a v5 client: 0x87 (not authorized, the default) or
+	// 0x80 (unspecified error, which does not reveal that the filter
+	// exists). v3 clients get 0x80.
+	DenySubscribeCode packet.ReasonCode
+	// DenyV3Publish says what happens to a v3 PUBLISH the ACL denies
+	// (v3 has no negative acknowledgement): V3DenyDrop (default:
+	// acknowledged and dropped) or V3DenyDisconnect.
+	DenyV3Publish V3Deny
 	// NodeID names this server's deliverer in the routes it adds (one
 	// route per tenant and filter for all of its transient sessions).
 	// It must be unique in the cluster and stable only for the process's
 	// life. Default: random.
 	NodeID string
-	// Tenant is the tenant of every connection until authentication
-	// providers assign one. Default "DevOnly".
-	Tenant string
-	// MaximumQoS is the highest QoS the server accepts from publishers
-	// and delivers (a subscription is granted at most this): 1 or 2;
-	// announced to v5 clients when 1. Default 2.
-	MaximumQoS byte
 	// MaxInflight is the outbound window of a v3 client: QoS 1 and 2
 	// messages sent and not yet acknowledged. A v5 client's window is its
 	// own Receive Maximum. Default 32.
@@ -170,24 +180,17 @@ type Options struct {
 const (
 	DefaultConnectTimeout    = 10 * time.Second
 	DefaultMaxPacketSize     = 1 << 20
-	DefaultReceiveMaximum    = 200
-	DefaultTopicAliasMaximum = 10
 	DefaultMaxClientIDLength = 65535
 	DefaultWriteTimeout      = 10 * time.Second
 	DefaultDrainTimeout      = 5 * time.Second
 	DefaultWSPath            = "/mqtt"
-	DefaultTenant            = "DevOnly"
-	DefaultMaximumQoS        = 2
 	DefaultMaxInflight       = 32
 	DefaultSessionQueue      = 1000
 	DefaultQoS0Queue         = 1000
 	DefaultQueueBudget       = 256 << 20
 	DefaultRouteTimeout      = 10 * time.Second
-	DefaultMaxSessionExpiry  = 86400
-	DefaultSessionInboxSize  = 1000
-	DefaultMaxTopicFilters   = 100
-	DefaultRetainMatchLimit  = 10
-	maxProtocolPacketSize    = 268435455 + 5
+
+	maxProtocolPacketSize = 268435455 + 5
 )
 
 // ErrInvalidOptions is wrapped by every error Validate returns.
@@ -204,12 +207,6 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.MaxPacketSize == 0 {
 		o.MaxPacketSize = DefaultMaxPacketSize
 	}
-	if o.TopicAliasMaximum == 0 {
-		o.TopicAliasMaximum = DefaultTopicAliasMaximum
-	}
-	if o.ReceiveMaximum == 0 {
-		o.ReceiveMaximum = DefaultReceiveMaximum
-	}
 	if o.MaxClientIDLength == 0 {
 		o.MaxClientIDLength = DefaultMaxClientIDLength
 	}
@@ -221,12 +218,6 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.NodeID == "" {
 		o.NodeID = randomID()
-	}
-	if o.Tenant == "" {
-		o.Tenant = DefaultTenant
-	}
-	if o.MaximumQoS == 0 {
-		o.MaximumQoS = DefaultMaximumQoS
 	}
 	if o.MaxInflight == 0 {
 		o.MaxInflight = DefaultMaxInflight
@@ -243,18 +234,19 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.RouteTimeout == 0 {
 		o.RouteTimeout = DefaultRouteTimeout
 	}
-	if o.MaxSessionExpiry == 0 {
-		o.MaxSessionExpiry = DefaultMaxSessionExpiry
+	if o.Auth == nil {
+		o.Auth = auth.DevOnly{}
 	}
-	if o.SessionInboxSize == 0 {
-		o.SessionInboxSize = DefaultSessionInboxSize
+	if o.Settings == nil {
+		o.Settings = defaultSettings{}
 	}
-	if o.RetainMessageMatchLimit == 0 {
-		o.RetainMessageMatchLimit = DefaultRetainMatchLimit
+	if o.DenySubscribeCode == 0 {
+		o.DenySubscribeCode = packet.NotAuthorized
 	}
-	if o.MaxTopicFiltersPerInbox == 0 {
-		o.MaxTopicFiltersPerInbox = DefaultMaxTopicFilters
+	if o.DenyV3Publish == "" {
+		o.DenyV3Publish = V3DenyDrop
 	}
+
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -323,9 +315,6 @@ func (o *Options) Validate() error {
 	if o.MaxPacketSize < 64 || o.MaxPacketSize > maxProtocolPacketSize {
 		add("MaxPacketSize: %d is outside [64, %d]", o.MaxPacketSize, maxProtocolPacketSize)
 	}
-	if o.TopicAliasMaximum > 65535 {
-		add("TopicAliasMaximum: %d is over 65535", o.TopicAliasMaximum)
-	}
 	if o.MaxClientIDLength < 1 || o.MaxClientIDLength > 65535 {
 		add("MaxClientIDLength: %d is outside [1, 65535]", o.MaxClientIDLength)
 	}
@@ -341,9 +330,6 @@ func (o *Options) Validate() error {
 	if strings.IndexByte(o.NodeID, 0) >= 0 {
 		add("NodeID: contains a 0 byte")
 	}
-	if o.MaximumQoS > 2 {
-		add("MaximumQoS: %d is not 1 or 2", o.MaximumQoS)
-	}
 	if o.SessionQueue < 0 {
 		add("SessionQueue: %d is negative", o.SessionQueue)
 	}
@@ -356,12 +342,13 @@ func (o *Options) Validate() error {
 	if o.RouteTimeout < 0 {
 		add("RouteTimeout: %v is negative", o.RouteTimeout)
 	}
-	if o.RetainMessageMatchLimit < 0 {
-		add("RetainMessageMatchLimit: %d is negative", o.RetainMessageMatchLimit)
+	if o.DenySubscribeCode != packet.NotAuthorized && o.DenySubscribeCode != packet.UnspecifiedError {
+		add("DenySubscribeCode: %#x is not 0x87 or 0x80", byte(o.DenySubscribeCode))
 	}
-	if o.MaxTopicFiltersPerInbox < 0 {
-		add("MaxTopicFiltersPerInbox: %d is negative", o.MaxTopicFiltersPerInbox)
+	if o.DenyV3Publish != V3DenyDrop && o.DenyV3Publish != V3DenyDisconnect {
+		add("DenyV3Publish: %q is not drop or disconnect", o.DenyV3Publish)
 	}
+
 	if len(probs) == 0 {
 		return nil
 	}

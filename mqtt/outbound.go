@@ -36,7 +36,9 @@ type outbox struct {
 	nextID   uint16
 	wg       sync.WaitGroup // the sender goroutine
 
-	p *outPersist // a persistent session's inbox; nil for a transient one
+	p    *outPersist   // a persistent session's inbox; nil for a transient one
+	bw   *rate         // OutBoundBandWidth (bytes); nil unlimited
+	stop chan struct{} // closed by close: ends a paced wait
 
 	// Owned by the sender goroutine (one at a time).
 	aliases   map[string]uint16
@@ -79,7 +81,8 @@ type outPersist struct {
 	inc        uint64
 	wake       bool      // entries may be waiting in the inbox
 	next       [2]uint64 // next seq to fetch per queue (QoS 0, send buffer)
-	dupBelow   uint64    // send-buffer entries queued before the attach are resent with DUP
+	dupBelow   uint64    // send-buffer entries below were sent before the attach: resent with DUP
+	sent       uint64    // send-buffer entries below were sent (written to the client)
 	commits    []inbox.Pos
 }
 
@@ -94,6 +97,7 @@ func (o *outbox) init(c *conn, window int) {
 	o.c = c
 	o.window = max(1, window)
 	o.inflight = make(map[uint16]*inflight)
+	o.stop = make(chan struct{})
 }
 
 // enqueue queues a message copy, or drops and counts it when a bound is
@@ -197,6 +201,9 @@ func (o *outbox) acked(t packet.Type, id uint16, code packet.ReasonCode) bool {
 // connection is closed first, so a sender stuck in a write returns.
 func (o *outbox) close() {
 	o.mu.Lock()
+	if !o.closed {
+		close(o.stop)
+	}
 	o.closed = true
 	o.releaseLocked(o.queue[o.head:])
 	o.queue, o.head, o.acks = nil, 0, nil
@@ -471,6 +478,7 @@ func (o *outbox) write(acks []ack, batch []sending) ([]inbox.Pos, error) {
 	}
 	now := time.Now()
 	var done []inbox.Pos
+	var sentHigh uint64
 	for _, b := range batch {
 		var ok bool
 		buf, ok = o.appendPublish(buf, b, now)
@@ -485,6 +493,9 @@ func (o *outbox) write(acks []ack, batch []sending) ([]inbox.Pos, error) {
 		if b.t.stored && (!ok || b.t.qos == 0) {
 			done = append(done, inbox.Pos{Queue: b.t.queue, Seq: b.t.seq})
 		}
+		if ok && b.t.stored && b.t.queue == inbox.SendBuffer {
+			sentHigh = max(sentHigh, b.t.seq+1)
+		}
 	}
 	o.buf = buf
 	if cap(o.buf) > 256<<10 {
@@ -492,6 +503,9 @@ func (o *outbox) write(acks []ack, batch []sending) ([]inbox.Pos, error) {
 	}
 	if len(buf) == 0 {
 		return done, nil
+	}
+	if o.bw != nil {
+		o.bw.wait(len(buf), o.stop) // pace this session's writes
 	}
 	n, err := c.writeRaw(buf)
 	s.metrics.bytesOut.Add(float64(n))
@@ -503,7 +517,23 @@ func (o *outbox) write(acks []ack, batch []sending) ([]inbox.Pos, error) {
 			s.metrics.packetsOut[t].Add(float64(n))
 		}
 	}
+	if sentHigh > 0 {
+		o.mu.Lock()
+		o.p.sent = max(o.p.sent, sentHigh)
+		o.mu.Unlock()
+	}
 	return done, nil
+}
+
+// sentTail is the seq below which the session's send-buffer entries were
+// written to the client.
+func (o *outbox) sentTail() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.p == nil {
+		return 0
+	}
+	return o.p.sent
 }
 
 // appendPublish encodes one outbound PUBLISH; false when the message is

@@ -32,8 +32,8 @@ type persist struct {
 // connSeq numbers the connections of a process, for owner names.
 var connSeq atomic.Uint64
 
-// sessionExpiry works out the session expiry interval a CONNECT asks for,
-// capped by MaxSessionExpiry; told reports whether a v5 client must be told
+// effectiveExpiry works out the session expiry interval a CONNECT asks
+// for, capped by the tenant's MaxSessionExpirySeconds; told reports whether a v5 client must be told
 // the value in CONNACK.
 func (c *conn) effectiveExpiry(cp *packet.Connect) (expiry uint32, told bool) {
 	o := &c.s.opts
@@ -42,15 +42,16 @@ func (c *conn) effectiveExpiry(cp *packet.Connect) (expiry uint32, told bool) {
 		// (MQTT-3.2.2.3.2).
 		return 0, c.version == packet.V5 && cp.Properties.SessionExpiry > 0
 	}
+	limit := c.set.MaxSessionExpirySeconds
 	if c.version != packet.V5 {
 		if cp.CleanStart {
 			return 0, false
 		}
-		return o.MaxSessionExpiry, false
+		return limit, false
 	}
 	e := cp.Properties.SessionExpiry
-	if e > o.MaxSessionExpiry && !(e == inbox.Never && o.MaxSessionExpiry == inbox.Never) {
-		return o.MaxSessionExpiry, true
+	if e > limit {
+		return limit, true
 	}
 	return e, false
 }
@@ -77,7 +78,7 @@ func (c *conn) openSession(cp *packet.Connect, ack *packet.Connack) bool {
 			Owner: owner, Incarnation: s.local.incarnation()})
 		if err == nil {
 			st.Unroute(c.tenant, c.clientID, res.DiscardedInc, res.Discarded)
-			_, _, err = st.Detach(ctx, c.tenant, c.clientID, res.Meta.Incarnation, 0, owner, nil)
+			_, _, err = st.Detach(ctx, c.tenant, c.clientID, res.Meta.Incarnation, 0, owner, nil, 0)
 		}
 		if err != nil {
 			return c.storeFailed(err)
@@ -87,7 +88,7 @@ func (c *conn) openSession(cp *packet.Connect, ack *packet.Connack) bool {
 	owner := c.ownerName()
 	res, err := st.Attach(ctx, inbox.AttachRequest{
 		Tenant: c.tenant, ID: c.clientID, Clean: cp.CleanStart, Expiry: c.expiry,
-		Limit: s.opts.SessionInboxSize, DropOldest: s.opts.QoS0DropOldest, Owner: owner,
+		Limit: c.set.SessionInboxSize, DropOldest: c.set.QoS0DropOldest, Owner: owner,
 		Incarnation: s.local.incarnation(),
 	})
 	if err != nil {
@@ -114,7 +115,7 @@ func (c *conn) openSession(cp *packet.Connect, ack *packet.Connack) bool {
 		c.qos2In[id] = st
 	}
 	c.out.p = &outPersist{st: st, tenant: c.tenant, id: c.clientID, inc: m.Incarnation, wake: true,
-		next: [2]uint64{0, 0}, dupBelow: m.Tail[1]}
+		dupBelow: m.SentTail, sent: m.SentTail}
 	return true
 }
 
@@ -164,7 +165,7 @@ func (c *conn) closeSession(abnormal bool) {
 	c.will = nil
 	ctx, cancel := c.routeCtx()
 	defer cancel()
-	deleted, filters, err := c.s.opts.Inbox.Detach(ctx, c.tenant, c.clientID, p.inc, c.expiry, p.owner, keep)
+	deleted, filters, err := c.s.opts.Inbox.Detach(ctx, c.tenant, c.clientID, p.inc, c.expiry, p.owner, keep, c.out.sentTail())
 	switch {
 	case errors.Is(err, inbox.ErrNoInbox):
 		// Taken over, or expired meanwhile: not ours any more.
@@ -182,7 +183,7 @@ func (c *conn) subscribePersistent(filter string, o subscription) packet.ReasonC
 	st := c.s.opts.Inbox
 	err := st.Subscribe(ctx, c.tenant, c.clientID, c.p.inc, filter,
 		inbox.SubOptions{QoS: o.qos, NoLocal: o.noLocal, RetainAsPub: o.rap, RetainHandling: o.rh, ID: o.id},
-		c.s.opts.MaxTopicFiltersPerInbox)
+		c.set.MaxTopicFiltersPerInbox)
 	if errors.Is(err, inbox.ErrTooManyFilters) {
 		if c.version == packet.V5 {
 			return packet.QuotaExceeded

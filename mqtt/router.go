@@ -31,7 +31,7 @@ type Router interface {
 // contract.
 type SessionStore interface {
 	Attach(ctx context.Context, r inbox.AttachRequest) (*inbox.AttachResult, error)
-	Detach(ctx context.Context, tenant, id string, inc uint64, expiry uint32, owner string, will *inbox.Will) (bool, []string, error)
+	Detach(ctx context.Context, tenant, id string, inc uint64, expiry uint32, owner string, will *inbox.Will, sentTail uint64) (bool, []string, error)
 	Subscribe(ctx context.Context, tenant, id string, inc uint64, filter string, o inbox.SubOptions, maxFilters int) error
 	Unsubscribe(ctx context.Context, tenant, id string, inc uint64, filter string) (bool, error)
 	Commit(ctx context.Context, tenant, id string, inc uint64, entries []inbox.Pos) error
@@ -182,6 +182,16 @@ func (x *localIndex) unsubscribe(ctx context.Context, k localKey, c *conn) bool 
 	x.dropIfEmpty(k, e)
 	x.mu.Unlock()
 	return held
+}
+
+// members counts this server's subscribers of a shared group.
+func (x *localIndex) members(k localKey) int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if e := x.entries[k]; e != nil {
+		return len(e.subs)
+	}
+	return 0
 }
 
 // dropIfEmpty forgets an entry nobody holds or waits for. Under x.mu.

@@ -42,6 +42,7 @@ type Server struct {
 		sessions  map[string]*conn // connected sessions by tenant and client id
 	}
 	local     *localIndex
+	events    *eventMetrics
 	instance  string        // this server's run: NodeID and a random suffix
 	queued    atomic.Int64  // bytes of messages waiting in sessions' queues
 	stopping  chan struct{} // closed when Close begins
@@ -52,7 +53,7 @@ type Server struct {
 type listener struct {
 	cfg     Listener
 	ln      net.Listener
-	limiter *tokenBucket
+	limiter *rate
 }
 
 // NewServer checks opts (after filling defaults) and returns a Server that
@@ -71,6 +72,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.mu.conns = make(map[*conn]struct{})
 	s.mu.sessions = make(map[string]*conn)
 	s.local = newLocalIndex(s)
+	s.events = newEventMetrics(opts.Registerer, opts.Events)
 	s.instance = opts.NodeID + "/" + randomID()[:8]
 	opts.Router.Register(s.local.name, s.local)
 	return s, nil
@@ -109,9 +111,9 @@ func (s *Server) Start() error {
 			}
 			return err
 		}
-		var lim *tokenBucket
+		var lim *rate
 		if s.opts.ConnectRate > 0 {
-			lim = newTokenBucket(s.opts.ConnectRate, s.opts.ConnectBurst)
+			lim = newRate(s.opts.ConnectRate, s.opts.ConnectBurst)
 		}
 		opened = append(opened, &listener{cfg: l, ln: ln, limiter: lim})
 	}
@@ -175,7 +177,7 @@ func (s *Server) acceptLoop(l *listener) {
 	accepted := s.metrics.accepted.WithLabelValues(kind)
 	var backoff time.Duration
 	for {
-		if l.limiter != nil && !l.limiter.wait(s.stopping) {
+		if l.limiter != nil && !l.limiter.wait(1, s.stopping) {
 			return
 		}
 		nc, err := l.ln.Accept()
@@ -324,39 +326,4 @@ func (s *Server) shutdown() {
 	}
 	s.opts.Router.Unregister(s.local.name)
 	s.log.Info("stopped")
-}
-
-// tokenBucket paces accepts to a rate with a burst.
-type tokenBucket struct {
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
-}
-
-func newTokenBucket(rate float64, burst int) *tokenBucket {
-	return &tokenBucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: time.Now()}
-}
-
-// wait takes a token, sleeping until one is free; false if stop closes
-// first. Only the accept loop calls it.
-func (b *tokenBucket) wait(stop <-chan struct{}) bool {
-	now := time.Now()
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true
-	}
-	d := time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		b.tokens = 0
-		b.last = time.Now()
-		return true
-	case <-stop:
-		return false
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bifromq-go/bifromq/mqtt/packet"
+	"github.com/bifromq-go/bifromq/mqtt/settings"
 )
 
 func TestMain(m *testing.M) {
@@ -27,6 +28,19 @@ func TestMain(m *testing.M) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// tenantSettings is a settings provider: the defaults changed by f, for
+// every tenant.
+func tenantSettings(t testing.TB, f func(*settings.Settings)) settings.Provider {
+	t.Helper()
+	d := settings.Defaults()
+	f(&d)
+	p, err := settings.NewStatic(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // startServer starts a Server with one TCP listener on a free loopback port.
 func startServer(t testing.TB, opts Options) *Server {
@@ -306,7 +320,9 @@ func TestV5BadConnectGetsReasonCode(t *testing.T) {
 }
 
 func TestV5ViolationsDisconnect(t *testing.T) {
-	s := startServer(t, Options{MaxPacketSize: 128, ReceiveMaximum: 2, TopicAliasMaximum: 2})
+	s := startServer(t, Options{MaxPacketSize: 128, Settings: tenantSettings(t, func(st *settings.Settings) {
+		st.ReceivingMaximum, st.MaxTopicAlias = 2, 2
+	})})
 	for _, tc := range []struct {
 		name, hex string
 		want      packet.ReasonCode

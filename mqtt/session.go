@@ -3,9 +3,11 @@ package mqtt
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/bifromq-go/bifromq/dist"
+	"github.com/bifromq-go/bifromq/mqtt/auth"
 	"github.com/bifromq-go/bifromq/mqtt/packet"
 )
 
@@ -53,6 +55,7 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) (bool, closeReason) {
 	ctx, cancel := c.routeCtx()
 	defer cancel()
 	var retained []retainedFor
+	st := c.set
 	for i, sub := range p.Subscriptions {
 		k, err := c.localKey(sub.Filter)
 		if err != nil {
@@ -62,7 +65,14 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) (bool, closeReason) {
 		if v == packet.V5 && sub.NoLocal && k.kind != dist.Normal {
 			return c.violation(packet.ProtocolError, "no local on a shared subscription") // MQTT-3.8.3-4
 		}
-		granted := min(byte(sub.QoS), c.s.opts.MaximumQoS)
+		if code := c.subscriptionRefused(i, k, subID); code != 0 {
+			if v != packet.V5 {
+				code = packet.UnspecifiedError // v3's only failure code, 0x80
+			}
+			ack.ReasonCodes[i] = code
+			continue
+		}
+		granted := min(byte(sub.QoS), st.MaximumQoS)
 		opts := subscription{qos: granted, noLocal: sub.NoLocal, rap: sub.RetainAsPublished, rh: sub.RetainHandling, id: subID}
 		_, existed := c.sess.subs[sub.Filter]
 		if c.p != nil {
@@ -92,6 +102,35 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) (bool, closeReason) {
 	return false, ""
 }
 
+// subscriptionRefused checks the i-th filter of a SUBSCRIBE against the
+// tenant's settings and the ACL; 0 when it may go ahead.
+func (c *conn) subscriptionRefused(i int, k localKey, subID uint32) packet.ReasonCode {
+	st := c.set
+	wild := strings.ContainsAny(k.filter, "+#")
+	refuse := func(code packet.ReasonCode, why string) packet.ReasonCode {
+		c.event(EventLimitExceeded, why, k.filter)
+		return code
+	}
+	switch {
+	case i >= st.MaxTopicFiltersPerSub:
+		return refuse(packet.QuotaExceeded, "maxTopicFiltersPerSub")
+	case !c.topicAllowed(k.filter):
+		return refuse(packet.TopicFilterInvalid, "topic")
+	case wild && !st.WildcardSubscriptionEnabled:
+		return refuse(packet.WildcardSubscriptionsNotSupported, "wildcardSubscriptionEnabled")
+	case k.kind != dist.Normal && !st.SharedSubscriptionEnabled:
+		return refuse(packet.SharedSubscriptionsNotSupported, "sharedSubscriptionEnabled")
+	case subID != 0 && !st.SubscriptionIdentifierEnabled:
+		return refuse(packet.SubscriptionIdentifiersNotSupported, "subscriptionIdentifierEnabled")
+	case k.kind != dist.Normal && c.s.local.members(k) >= st.MaxSharedGroupMembers:
+		return refuse(packet.QuotaExceeded, "maxSharedGroupMembers")
+	case !c.perms.Allow(auth.Subscribe, k.filter):
+		c.event(EventSubDenied, "", k.filter)
+		return c.s.opts.DenySubscribeCode
+	}
+	return 0
+}
+
 // retainedFor is a granted subscription that gets the retained messages.
 type retainedFor struct {
 	filter string
@@ -108,7 +147,7 @@ func (c *conn) sendRetained(subs []retainedFor) {
 	ctx, cancel := c.routeCtx()
 	defer cancel()
 	for _, r := range subs {
-		msgs, err := st.Match(ctx, c.tenant, r.filter, c.s.opts.RetainMessageMatchLimit)
+		msgs, err := st.Match(ctx, c.tenant, r.filter, c.set.RetainMessageMatchLimit)
 		if err != nil {
 			c.s.log.Warn("matching retained messages", "client_id", c.clientID, "filter", r.filter, "err", err)
 			continue
@@ -176,7 +215,7 @@ func (c *conn) newWill(w *packet.Will) *will {
 	m := &dist.Message{
 		Topic:     w.Topic,
 		Payload:   append([]byte(nil), w.Payload...),
-		QoS:       byte(min(w.QoS, packet.QoS(c.s.opts.MaximumQoS))),
+		QoS:       byte(w.QoS),
 		Retain:    w.Retain,
 		Publisher: c.clientID,
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bifromq-go/bifromq/mqtt/packet"
+	"github.com/bifromq-go/bifromq/mqtt/settings"
 )
 
 // Raw-byte tests of the session flows whose timing a client library
@@ -167,7 +168,7 @@ func TestInboundQoS2DistributedOnce(t *testing.T) {
 // TestInboundReceiveMaximum: a v5 client with more QoS 2 messages awaiting
 // PUBREL than the server's Receive Maximum is disconnected with 0x93.
 func TestInboundReceiveMaximum(t *testing.T) {
-	s := startServer(t, Options{ReceiveMaximum: 2})
+	s := startServer(t, Options{Settings: tenantSettings(t, func(st *settings.Settings) { st.ReceivingMaximum = 2 })})
 	p := dial(t, s)
 	p.connect(v5Connect("pub", packet.Properties{}))
 	for i := uint16(1); i <= 2; i++ {

@@ -1,11 +1,21 @@
 package standalone
 
 import (
-	"github.com/bifromq-go/bifromq/basekv"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/bifromq-go/bifromq/basekv"
 	"github.com/bifromq-go/bifromq/mqtt"
+	"github.com/bifromq-go/bifromq/mqtt/auth"
+	"github.com/bifromq-go/bifromq/mqtt/packet"
+	"github.com/bifromq-go/bifromq/mqtt/settings"
 )
 
 // Off, as a listener address, disables that listener.
@@ -32,9 +42,94 @@ type Config struct {
 	// Cluster configures membership and replication: gossip uses Env,
 	// Bind, Advertise and Seeds; the stores' Raft transport RaftAddr.
 	Cluster ClusterConfig `yaml:"cluster"`
-	// Store configures the replicated stores (routes now; sessions and
-	// retained messages as they land).
+	// Store configures the replicated stores (routes, sessions, retained
+	// messages).
 	Store StoreConfig `yaml:"store"`
+	// Auth chooses how clients are authenticated and authorized.
+	Auth AuthConfig `yaml:"auth"`
+	// Tenants holds the tenant settings: defaults and per-tenant
+	// overrides.
+	Tenants TenantsConfig `yaml:"tenants"`
+}
+
+// AuthConfig configures authentication and authorization.
+type AuthConfig struct {
+	// Provider is dev (every client is tenant DevOnly and may do
+	// everything: for development only, and the broker says so at
+	// start), file, webhook or jwt. Default dev.
+	Provider string `yaml:"provider"`
+	// UsersFile is the users file of the file provider (see
+	// mqtt/auth.UsersFile).
+	UsersFile string `yaml:"usersFile"`
+	// Webhook configures the webhook provider.
+	Webhook WebhookConfig `yaml:"webhook"`
+	// JWT configures the jwt provider.
+	JWT JWTConfig `yaml:"jwt"`
+	// DenySubscribeCode is the v5 SUBACK code of a denied subscription:
+	// notAuthorized (0x87) or unspecified (0x80, which does not reveal
+	// the denial). Default notAuthorized.
+	DenySubscribeCode string `yaml:"denySubscribeCode"`
+	// V3PublishDenied is what a denied v3 PUBLISH gets: drop (it is
+	// acknowledged and dropped) or disconnect. Default drop.
+	V3PublishDenied string `yaml:"v3PublishDenied"`
+}
+
+// WebhookConfig configures the webhook provider.
+type WebhookConfig struct {
+	// URL receives a POST of the credentials as JSON.
+	URL string `yaml:"url"`
+	// Timeout bounds one call. Default 5s.
+	Timeout time.Duration `yaml:"timeout"`
+	// CacheTTL keeps successful answers this long; 0 disables the cache.
+	// Default 0.
+	CacheTTL time.Duration `yaml:"cacheTTL"`
+}
+
+// JWTConfig configures the jwt provider: exactly one of secretFile
+// (HS256) and publicKeyFile (RS256).
+type JWTConfig struct {
+	// SecretFile holds the HS256 key (its bytes, trailing newline
+	// trimmed).
+	SecretFile string `yaml:"secretFile"`
+	// PublicKeyFile is a PEM RSA public key for RS256.
+	PublicKeyFile string `yaml:"publicKeyFile"`
+	// TenantClaim and UserClaim name the claims. Defaults tenant, sub.
+	TenantClaim string `yaml:"tenantClaim"`
+	UserClaim   string `yaml:"userClaim"`
+	// Method is the v5 enhanced-authentication method carrying the token.
+	// Default JWT.
+	Method string `yaml:"method"`
+}
+
+// TenantsConfig holds the tenant settings (mqtt/settings.Settings).
+type TenantsConfig struct {
+	// Defaults apply to every tenant. Defaults: BifroMQ's.
+	Defaults settings.Settings `yaml:"defaults"`
+	// Overrides maps a tenant to the settings it changes; what a tenant
+	// leaves out comes from Defaults.
+	Overrides map[string]yaml.Node `yaml:"overrides"`
+}
+
+// TenantSettings returns each overridden tenant's complete settings:
+// Defaults with the tenant's keys applied.
+func (t *TenantsConfig) TenantSettings() (map[string]settings.Settings, error) {
+	out := make(map[string]settings.Settings, len(t.Overrides))
+	var errs []error
+	for tenant, n := range t.Overrides {
+		b, err := yaml.Marshal(&n)
+		if err == nil {
+			s := t.Defaults
+			dec := yaml.NewDecoder(bytes.NewReader(b))
+			dec.KnownFields(true)
+			if err = dec.Decode(&s); err == nil || errors.Is(err, io.EOF) {
+				out[tenant], err = s, nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tenants.overrides.%s: %v", tenant, err))
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 // StoreConfig configures the node's basekv stores.
@@ -134,12 +229,6 @@ type MQTTConfig struct {
 	// MaxPacketSize is the largest packet accepted, in bytes, header
 	// included; in [64, 268435460]. Default 1048576.
 	MaxPacketSize int `yaml:"maxPacketSize"`
-	// ReceiveMaximum is the number of inbound QoS 1/2 PUBLISHes a client may
-	// have unacknowledged; in [1, 65535]. Default 200.
-	ReceiveMaximum int `yaml:"receiveMaximum"`
-	// TopicAliasMaximum is the highest inbound topic alias a v5 client may
-	// use; 0 disables aliases; at most 65535. Default 10.
-	TopicAliasMaximum int `yaml:"topicAliasMaximum"`
 	// MaxKeepAlive caps the keep-alive interval, in seconds; 0 means no cap;
 	// at most 65535. Default 0.
 	MaxKeepAlive int `yaml:"maxKeepAlive"`
@@ -151,9 +240,6 @@ type MQTTConfig struct {
 	// DrainTimeout bounds graceful shutdown: how long clients told to
 	// disconnect get before their connections are cut. Default 5s.
 	DrainTimeout time.Duration `yaml:"drainTimeout"`
-	// MaximumQoS is the highest QoS accepted and delivered: 1 or 2.
-	// Default 2.
-	MaximumQoS int `yaml:"maximumQoS"`
 	// MaxInflight is a v3 client's outbound window of unacknowledged QoS
 	// 1/2 messages (a v5 client's is its Receive Maximum); in [1, 65535].
 	// Default 32.
@@ -167,21 +253,6 @@ type MQTTConfig struct {
 	// QueueBudget bounds the bytes of all messages waiting in all sessions'
 	// queues; over it new ones are dropped; at least 1. Default 268435456.
 	QueueBudget int64 `yaml:"queueBudget"`
-	// RetainMessageMatchLimit caps the retained messages sent for one
-	// subscription; at least 1. Default 10.
-	RetainMessageMatchLimit int `yaml:"retainMessageMatchLimit"`
-	// MaxSessionExpiry caps the session expiry interval, in seconds; a v3
-	// client with clean session 0 gets it. At least 1. Default 86400.
-	MaxSessionExpiry int64 `yaml:"maxSessionExpiry"`
-	// SessionInboxSize bounds each queue of a persistent session (QoS 0,
-	// and QoS 1/2); at least 1. Default 1000.
-	SessionInboxSize int `yaml:"sessionInboxSize"`
-	// QoS0DropOldest makes a full QoS 0 inbox queue drop its oldest message
-	// instead of the new one. Default false.
-	QoS0DropOldest bool `yaml:"qos0DropOldest"`
-	// MaxTopicFiltersPerInbox bounds a persistent session's subscriptions;
-	// at least 1. Default 100.
-	MaxTopicFiltersPerInbox int `yaml:"maxTopicFiltersPerInbox"`
 }
 
 // APIConfig configures the HTTP API.
@@ -230,25 +301,20 @@ func DefaultConfig() Config {
 				Path:           mqtt.DefaultWSPath,
 				TLSConfig:      TLSConfig{ClientAuth: string(mqtt.ClientAuthNone)},
 			},
-			ConnectTimeout:          mqtt.DefaultConnectTimeout,
-			MaxPacketSize:           mqtt.DefaultMaxPacketSize,
-			ReceiveMaximum:          mqtt.DefaultReceiveMaximum,
-			TopicAliasMaximum:       mqtt.DefaultTopicAliasMaximum,
-			MaxClientIDLength:       mqtt.DefaultMaxClientIDLength,
-			WriteTimeout:            mqtt.DefaultWriteTimeout,
-			DrainTimeout:            mqtt.DefaultDrainTimeout,
-			MaximumQoS:              mqtt.DefaultMaximumQoS,
-			MaxInflight:             mqtt.DefaultMaxInflight,
-			SessionQueue:            mqtt.DefaultSessionQueue,
-			QoS0Queue:               mqtt.DefaultQoS0Queue,
-			QueueBudget:             mqtt.DefaultQueueBudget,
-			MaxSessionExpiry:        mqtt.DefaultMaxSessionExpiry,
-			RetainMessageMatchLimit: mqtt.DefaultRetainMatchLimit,
-			SessionInboxSize:        mqtt.DefaultSessionInboxSize,
-			MaxTopicFiltersPerInbox: mqtt.DefaultMaxTopicFilters,
+			ConnectTimeout:    mqtt.DefaultConnectTimeout,
+			MaxPacketSize:     mqtt.DefaultMaxPacketSize,
+			MaxClientIDLength: mqtt.DefaultMaxClientIDLength,
+			WriteTimeout:      mqtt.DefaultWriteTimeout,
+			DrainTimeout:      mqtt.DefaultDrainTimeout,
+			MaxInflight:       mqtt.DefaultMaxInflight,
+			SessionQueue:      mqtt.DefaultSessionQueue,
+			QoS0Queue:         mqtt.DefaultQoS0Queue,
+			QueueBudget:       mqtt.DefaultQueueBudget,
 		},
-		Store: StoreConfig{LogDB: string(basekv.LogDBSmall)},
-		API:   APIConfig{Addr: "127.0.0.1:8091"},
+		Store:   StoreConfig{LogDB: string(basekv.LogDBSmall)},
+		Auth:    AuthConfig{Provider: "dev", DenySubscribeCode: "notAuthorized", V3PublishDenied: "drop"},
+		Tenants: TenantsConfig{Defaults: settings.Defaults()},
+		API:     APIConfig{Addr: "127.0.0.1:8091"},
 		Cluster: ClusterConfig{
 			Env:      "bifromq",
 			Bind:     "127.0.0.1:7946",
@@ -265,32 +331,24 @@ func isOff(addr string) bool { return strings.EqualFold(addr, Off) }
 // caller. Call it on a valid Config.
 func (c *Config) MQTTOptions() mqtt.Options {
 	m := &c.MQTT
-	aliasMax := m.TopicAliasMaximum
-	if aliasMax == 0 {
-		aliasMax = -1 // in mqtt.Options 0 means the default and a negative value disables
-	}
 	o := mqtt.Options{
-		ConnectTimeout:          m.ConnectTimeout,
-		MaxConnections:          m.MaxConnections,
-		ConnectRate:             m.ConnectRate,
-		ConnectBurst:            m.ConnectBurst,
-		MaxPacketSize:           m.MaxPacketSize,
-		ReceiveMaximum:          uint16(m.ReceiveMaximum),
-		TopicAliasMaximum:       aliasMax,
-		MaxKeepAlive:            uint16(m.MaxKeepAlive),
-		MaxClientIDLength:       m.MaxClientIDLength,
-		WriteTimeout:            m.WriteTimeout,
-		DrainTimeout:            m.DrainTimeout,
-		MaximumQoS:              byte(m.MaximumQoS),
-		MaxInflight:             uint16(m.MaxInflight),
-		SessionQueue:            m.SessionQueue,
-		QoS0Queue:               m.QoS0Queue,
-		QueueBudget:             m.QueueBudget,
-		MaxSessionExpiry:        uint32(m.MaxSessionExpiry),
-		RetainMessageMatchLimit: m.RetainMessageMatchLimit,
-		SessionInboxSize:        uint32(m.SessionInboxSize),
-		QoS0DropOldest:          m.QoS0DropOldest,
-		MaxTopicFiltersPerInbox: m.MaxTopicFiltersPerInbox,
+		ConnectTimeout:    m.ConnectTimeout,
+		MaxConnections:    m.MaxConnections,
+		ConnectRate:       m.ConnectRate,
+		ConnectBurst:      m.ConnectBurst,
+		MaxPacketSize:     m.MaxPacketSize,
+		MaxKeepAlive:      uint16(m.MaxKeepAlive),
+		MaxClientIDLength: m.MaxClientIDLength,
+		WriteTimeout:      m.WriteTimeout,
+		DrainTimeout:      m.DrainTimeout,
+		MaxInflight:       uint16(m.MaxInflight),
+		SessionQueue:      m.SessionQueue,
+		QoS0Queue:         m.QoS0Queue,
+		QueueBudget:       m.QueueBudget,
+		DenyV3Publish:     mqtt.V3Deny(c.Auth.V3PublishDenied),
+	}
+	if c.Auth.DenySubscribeCode == "unspecified" {
+		o.DenySubscribeCode = packet.UnspecifiedError
 	}
 	tlsFiles := func(t TLSConfig) mqtt.TLSFiles {
 		return mqtt.TLSFiles{
@@ -312,4 +370,40 @@ func (c *Config) MQTTOptions() mqtt.Options {
 	add(mqtt.Listener{Kind: mqtt.WS, Path: m.WS.Path}, m.WS.ListenerConfig)
 	add(mqtt.Listener{Kind: mqtt.WSS, Path: m.WSS.Path, TLS: tlsFiles(m.WSS.TLSConfig)}, m.WSS.ListenerConfig)
 	return o
+}
+
+// AuthProvider builds the configured auth provider. Call it on a valid
+// Config; it reads the files the provider names.
+func (c *Config) AuthProvider() (auth.Provider, error) {
+	a := &c.Auth
+	switch a.Provider {
+	case "file":
+		f, err := auth.LoadFile(a.UsersFile)
+		if err != nil {
+			return nil, &ConfigError{Problems: []string{"auth.usersFile: " + err.Error()}}
+		}
+		return f, nil
+	case "webhook":
+		w, err := auth.NewWebhook(auth.WebhookOptions{URL: a.Webhook.URL, Timeout: a.Webhook.Timeout, CacheTTL: a.Webhook.CacheTTL})
+		if err != nil {
+			return nil, &ConfigError{Problems: []string{"auth.webhook: " + err.Error()}}
+		}
+		return w, nil
+	case "jwt":
+		o := auth.JWTOptions{PublicKeyFile: a.JWT.PublicKeyFile, TenantClaim: a.JWT.TenantClaim,
+			UserClaim: a.JWT.UserClaim, Method: a.JWT.Method}
+		if a.JWT.SecretFile != "" {
+			b, err := os.ReadFile(a.JWT.SecretFile)
+			if err != nil {
+				return nil, &ConfigError{Problems: []string{"auth.jwt.secretFile: " + err.Error()}}
+			}
+			o.Secret = bytes.TrimRight(b, "\r\n")
+		}
+		j, err := auth.NewJWT(o)
+		if err != nil {
+			return nil, &ConfigError{Problems: []string{"auth.jwt: " + err.Error()}}
+		}
+		return j, nil
+	}
+	return auth.DevOnly{}, nil
 }

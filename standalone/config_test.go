@@ -207,7 +207,7 @@ func TestIllTypedValuesNamed(t *testing.T) {
 	_, err := LoadConfig(writeFile(t, "types.yaml", `
 mqtt:
   connectTimeout: soon
-  receiveMaximum: many
+  maxInflight: many
   tcp: {proxyProtocol: perhaps}
 cluster:
   seeds: "a:1"
@@ -215,7 +215,7 @@ cluster:
 	ce := configError(t, err)
 	for _, want := range [][]string{
 		{"types.yaml:3:", "mqtt.connectTimeout:", "soon", "duration"},
-		{"types.yaml:4:", "mqtt.receiveMaximum:", "many"},
+		{"types.yaml:4:", "mqtt.maxInflight:", "many"},
 		{"types.yaml:5:", "mqtt.tcp.proxyProtocol:", "perhaps"},
 		{"types.yaml:7:", "cluster.seeds:"},
 	} {
@@ -366,8 +366,8 @@ func TestValidateReportsEveryField(t *testing.T) {
 	for _, path := range []string{
 		"dataDir:", "log.level:", "log.format:", "mqtt.tcp.addr:", "mqtt.tls.addr:", "mqtt.ws.addr:",
 		"mqtt.wss.addr:", "mqtt.connectTimeout:", "mqtt.writeTimeout:", "mqtt.drainTimeout:",
-		"mqtt.maxPacketSize:", "mqtt.receiveMaximum:", "mqtt.maxClientIDLength:", "api.addr:",
-		"cluster.env:", "cluster.bind:", "cluster.raftAddr:",
+		"mqtt.maxPacketSize:", "mqtt.maxInflight:", "mqtt.maxClientIDLength:", "api.addr:",
+		"cluster.env:", "cluster.bind:", "cluster.raftAddr:", "auth.provider:", "tenants.defaults:",
 	} {
 		if !hasProblem(ce, path) {
 			t.Errorf("no problem names %s: %q", path, ce.Problems)
@@ -377,8 +377,9 @@ func TestValidateReportsEveryField(t *testing.T) {
 	c = DefaultConfig()
 	c.MQTT.TCP.Addr = "127.0.0.1:99999"
 	c.MQTT.WS.Addr = "localhost"
-	c.MQTT.ReceiveMaximum = 70000
-	c.MQTT.TopicAliasMaximum = -1
+	c.MQTT.MaxInflight = 70000
+	c.Tenants.Defaults.MaxTopicLevels = 0
+	c.Tenants.Defaults.MaximumQoS = 3
 	c.MQTT.MaxConnections = -1
 	c.MQTT.ConnectRate = -1
 	c.API.Token = "two words"
@@ -388,8 +389,9 @@ func TestValidateReportsEveryField(t *testing.T) {
 	for _, want := range [][]string{
 		{"mqtt.tcp.addr:", "99999"},
 		{"mqtt.ws.addr:", "not host:port"},
-		{"mqtt.receiveMaximum:", "70000"},
-		{"mqtt.topicAliasMaximum:", "-1"},
+		{"mqtt.maxInflight:", "70000"},
+		{"tenants.defaults:", "maxTopicLevels"},
+		{"tenants.defaults:", "maximumQoS"},
 		{"mqtt.maxConnections:"},
 		{"mqtt.connectRate:"},
 		{"api.token:"},
@@ -423,7 +425,7 @@ func TestMQTTOptions(t *testing.T) {
 	c.MQTT.WSS.CertFile, c.MQTT.WSS.KeyFile = cert, key
 	c.MQTT.WSS.ProxyProtocol = true
 	c.MQTT.WS.Path = "/ws"
-	c.MQTT.ReceiveMaximum = 65535
+	c.MQTT.MaxInflight = 100
 	c.MQTT.MaxKeepAlive = 300
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -445,16 +447,48 @@ func TestMQTTOptions(t *testing.T) {
 	if !reflect.DeepEqual(o.Listeners, want) {
 		t.Errorf("listeners:\ngot  %+v\nwant %+v", o.Listeners, want)
 	}
-	if o.ReceiveMaximum != 65535 || o.MaxKeepAlive != 300 || o.MaxPacketSize != mqtt.DefaultMaxPacketSize ||
-		o.ConnectTimeout != mqtt.DefaultConnectTimeout || o.TopicAliasMaximum != mqtt.DefaultTopicAliasMaximum {
+	if o.MaxInflight != 100 || o.MaxKeepAlive != 300 || o.MaxPacketSize != mqtt.DefaultMaxPacketSize ||
+		o.ConnectTimeout != mqtt.DefaultConnectTimeout {
 		t.Errorf("bounds not carried over: %+v", o)
 	}
+}
 
-	c.MQTT.TopicAliasMaximum = 0 // disables aliases
-	o = c.MQTTOptions()
-	o.EnsureDefaults()
-	if o.TopicAliasMaximum > 0 {
-		t.Errorf("topicAliasMaximum 0 became mqtt.Options.TopicAliasMaximum %d, want aliases disabled", o.TopicAliasMaximum)
+// TestTenantOverrides: a tenant's overrides change only the keys it
+// names; unknown keys and bad values are reported with the tenant's path.
+func TestTenantOverrides(t *testing.T) {
+	c, err := LoadConfig(writeFile(t, "tenants.yaml", `
+tenants:
+  defaults:
+    maxTopicLevels: 8
+  overrides:
+    acme:
+      maximumQoS: 1
+      retainEnabled: false
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.Tenants.TenantSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := ts["acme"]
+	if acme.MaximumQoS != 1 || acme.RetainEnabled || acme.MaxTopicLevels != 8 || acme.MaxTopicAlias != 10 {
+		t.Fatalf("acme %+v", acme)
+	}
+	c, err = LoadConfig(writeFile(t, "bad.yaml", `
+tenants:
+  overrides:
+    acme: {maximumQoS: 5, noSuchSetting: 1}
+`))
+	if err == nil {
+		err = c.Validate()
+	}
+	if ce := configError(t, err); !hasProblem(ce, "tenants.overrides", "acme") {
+		t.Fatalf("problems %q", ce.Problems)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/bifromq-go/bifromq/dist"
 	"github.com/bifromq-go/bifromq/inbox"
 	"github.com/bifromq-go/bifromq/mqtt"
+	"github.com/bifromq-go/bifromq/mqtt/settings"
 	"github.com/bifromq-go/bifromq/retain"
 )
 
@@ -41,16 +42,17 @@ func WithLogger(l *slog.Logger) Option {
 // Node is one running broker: its data directory lock, its metrics registry,
 // its MQTT server and its HTTP API. Its methods are safe for concurrent use.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	lock    *dirLock
-	mqtt    *mqtt.Server
-	api     *apiserver.Server // nil when api.addr is off
-	cluster *basecluster.Host // gossip membership
-	kv      *basekv.Node      // the replicated stores
-	dist    *dist.Service     // routing
-	inbox   *inbox.Service    // persistent sessions
-	retain  *retain.Client    // retained messages
+	cfg      Config
+	log      *slog.Logger
+	lock     *dirLock
+	mqtt     *mqtt.Server
+	api      *apiserver.Server // nil when api.addr is off
+	cluster  *basecluster.Host // gossip membership
+	kv       *basekv.Node      // the replicated stores
+	dist     *dist.Service     // routing
+	inbox    *inbox.Service    // persistent sessions
+	retain   *retain.Client    // retained messages
+	settings *settings.Static  // tenant settings, changeable at runtime
 
 	state atomic.Int32 // a nodeState
 
@@ -173,6 +175,21 @@ func (n *Node) start(ctx context.Context) error {
 	}
 
 	mo := n.cfg.MQTTOptions()
+	if mo.Auth, err = n.cfg.AuthProvider(); err != nil {
+		return err
+	}
+	if n.cfg.Auth.Provider == "dev" {
+		n.log.Warn("AUTHENTICATION IS OFF: every client is accepted as tenant DevOnly and may publish and " +
+			"subscribe to anything. Set auth.provider (file, webhook or jwt) before exposing this broker.")
+	}
+	tenants, err := n.cfg.Tenants.TenantSettings()
+	if err != nil {
+		return err
+	}
+	if n.settings, err = settings.NewStatic(n.cfg.Tenants.Defaults, tenants); err != nil {
+		return fmt.Errorf("standalone: tenant settings: %w", err)
+	}
+	mo.Settings = n.settings
 	mo.Router = n.dist
 	mo.Inbox = n.inbox
 	mo.Retain = n.retain
@@ -226,6 +243,10 @@ func (n *Node) ready() error {
 // MQTTAddr returns the bound address of the MQTT listener of kind k, or nil
 // when that listener is off.
 func (n *Node) MQTTAddr(k mqtt.ListenerKind) net.Addr { return n.mqtt.Addr(k) }
+
+// Settings are the node's tenant settings; Set and Delete change them for
+// the tenant's next connections.
+func (n *Node) Settings() *settings.Static { return n.settings }
 
 // Cluster is the node's gossip membership.
 func (n *Node) Cluster() *basecluster.Host { return n.cluster }

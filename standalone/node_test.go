@@ -114,9 +114,9 @@ func TestDataDirLock(t *testing.T) {
 
 func TestStartRejectsInvalidConfig(t *testing.T) {
 	c := testConfig(t)
-	c.MQTT.ReceiveMaximum = 0
+	c.MQTT.MaxInflight = 0
 	_, err := Start(context.Background(), c, WithLogger(quietLogger()))
-	if ce := configError(t, err); !hasProblem(ce, "mqtt.receiveMaximum") {
+	if ce := configError(t, err); !hasProblem(ce, "mqtt.maxInflight") {
 		t.Errorf("problems %q", ce.Problems)
 	}
 	if _, err := os.Stat(c.DataDir); !errors.Is(err, os.ErrNotExist) {

@@ -2,14 +2,15 @@ package standalone
 
 import (
 	"fmt"
-	"github.com/bifromq-go/bifromq/basekv"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bifromq-go/bifromq/basekv"
 	"github.com/bifromq-go/bifromq/mqtt"
+	"github.com/bifromq-go/bifromq/mqtt/settings"
 )
 
 // ConfigError lists every problem found in a configuration. Each problem
@@ -61,6 +62,8 @@ func (c *Config) Validate() error {
 		p.add("api.token", "must not contain spaces or control characters")
 	}
 	c.validateCluster(&p)
+	c.validateAuth(&p)
+	c.validateTenants(&p)
 	c.checkDuplicateAddrs(&p)
 	if len(p) == 0 {
 		return nil
@@ -112,20 +115,11 @@ func (c *Config) validateMQTT(p *problems) {
 		p.add("mqtt.connectBurst", "%d is negative", m.ConnectBurst)
 	}
 	inRange("mqtt.maxPacketSize", m.MaxPacketSize, 64, maxProtocolPacketSize)
-	inRange("mqtt.receiveMaximum", m.ReceiveMaximum, 1, 65535)
-	inRange("mqtt.topicAliasMaximum", m.TopicAliasMaximum, 0, 65535)
 	inRange("mqtt.maxKeepAlive", m.MaxKeepAlive, 0, 65535)
 	inRange("mqtt.maxClientIDLength", m.MaxClientIDLength, 1, 65535)
-	inRange("mqtt.maximumQoS", m.MaximumQoS, 1, 2)
 	inRange("mqtt.maxInflight", m.MaxInflight, 1, 65535)
 	inRange("mqtt.sessionQueue", m.SessionQueue, 1, 1<<30)
 	inRange("mqtt.qos0Queue", m.QoS0Queue, 1, 1<<30)
-	if m.MaxSessionExpiry < 1 || m.MaxSessionExpiry > 0xFFFFFFFF {
-		p.add("mqtt.maxSessionExpiry", "%d is outside [1, 4294967295]", m.MaxSessionExpiry)
-	}
-	inRange("mqtt.retainMessageMatchLimit", m.RetainMessageMatchLimit, 1, 1<<20)
-	inRange("mqtt.sessionInboxSize", m.SessionInboxSize, 1, 1<<30)
-	inRange("mqtt.maxTopicFiltersPerInbox", m.MaxTopicFiltersPerInbox, 1, 1<<20)
 	if m.QueueBudget < 1 {
 		p.add("mqtt.queueBudget", "%d is not positive", m.QueueBudget)
 	}
@@ -283,4 +277,61 @@ func normalHost(host string) string {
 	default:
 		return ip.String()
 	}
+}
+
+func (c *Config) validateAuth(p *problems) {
+	a := &c.Auth
+	switch a.Provider {
+	case "dev":
+	case "file":
+		if a.UsersFile == "" {
+			p.add("auth.usersFile", "required with provider file")
+		}
+	case "webhook":
+		if a.Webhook.URL == "" {
+			p.add("auth.webhook.url", "required with provider webhook")
+		}
+		if a.Webhook.Timeout < 0 || a.Webhook.CacheTTL < 0 {
+			p.add("auth.webhook", "timeout and cacheTTL cannot be negative")
+		}
+	case "jwt":
+		if (a.JWT.SecretFile == "") == (a.JWT.PublicKeyFile == "") {
+			p.add("auth.jwt", "set exactly one of secretFile (HS256) and publicKeyFile (RS256)")
+		}
+	default:
+		p.add("auth.provider", "%q is not one of dev, file, webhook, jwt", a.Provider)
+	}
+	if a.DenySubscribeCode != "notAuthorized" && a.DenySubscribeCode != "unspecified" {
+		p.add("auth.denySubscribeCode", "%q is not notAuthorized or unspecified", a.DenySubscribeCode)
+	}
+	if a.V3PublishDenied != "drop" && a.V3PublishDenied != "disconnect" {
+		p.add("auth.v3PublishDenied", "%q is not drop or disconnect", a.V3PublishDenied)
+	}
+}
+
+func (c *Config) validateTenants(p *problems) {
+	report := func(path string, err error) {
+		for _, e := range unjoin(err) {
+			p.add(path, "%s", strings.TrimPrefix(e.Error(), settings.ErrInvalid.Error()+": "))
+		}
+	}
+	report("tenants.defaults", c.Tenants.Defaults.Validate())
+	ts, err := c.Tenants.TenantSettings()
+	if err != nil {
+		p.add("tenants.overrides", "%v", err)
+	}
+	for t, s := range ts {
+		report("tenants.overrides."+t, s.Validate())
+	}
+}
+
+// unjoin lists the errors of an errors.Join.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

@@ -76,7 +76,7 @@ func (c *benchConn) read(tb testing.TB) packet.Packet {
 func BenchmarkPersistentP2P(b *testing.B) {
 	const pairs, window = 100, 16
 	cfg := NodeConfig(b)
-	cfg.MQTT.SessionInboxSize = 100_000
+	cfg.Tenants.Defaults.SessionInboxSize = 100_000
 	n := StartNode(b, cfg)
 	perPub := b.N
 

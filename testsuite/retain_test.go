@@ -106,7 +106,7 @@ func TestRetainHandling(t *testing.T) {
 // messages survive a restart of the broker.
 func TestRetainExpiryLimitRestart(t *testing.T) {
 	cfg := NodeConfig(t)
-	cfg.MQTT.RetainMessageMatchLimit = 3
+	cfg.Tenants.Defaults.RetainMessageMatchLimit = 3
 	n := StartNode(t, cfg)
 	pub := connectV5(t, n, "lpub", nil)
 	exp := uint32(1)

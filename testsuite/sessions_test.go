@@ -734,7 +734,7 @@ func TestSessionQoSDowngrade(t *testing.T) {
 
 	t.Run("maximum QoS 1", func(t *testing.T) {
 		cfg := NodeConfig(t)
-		cfg.MQTT.MaximumQoS = 1
+		cfg.Tenants.Defaults.MaximumQoS = 1
 		n := StartNode(t, cfg)
 		s5 := connectV5(t, n, "max1-sub5", nil)
 		if mq := s5.ack.Properties.MaximumQoS; mq == nil || *mq != 1 {

@@ -17,9 +17,9 @@ import (
 type mqttConn struct {
 	t       *testing.T
 	timeout time.Duration // read timeout; default 10 s
-	nc net.Conn
-	rd *packet.Reader
-	mu sync.Mutex // writes
+	nc      net.Conn
+	rd      *packet.Reader
+	mu      sync.Mutex // writes
 }
 
 func dialMQTT(t *testing.T, addr, id string, clean bool) (*mqttConn, bool) {
@@ -74,7 +74,7 @@ func (c *mqttConn) read() packet.Packet {
 func TestKill9KeepsAcknowledgedMessages(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "bifromq.yaml")
-	if err := os.WriteFile(cfg, []byte("mqtt:\n  sessionInboxSize: 20000\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("tenants:\n  defaults:\n    sessionInboxSize: 20000\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")

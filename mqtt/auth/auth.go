@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -104,8 +105,12 @@ const DevOnlyTenant = "DevOnly"
 // is the default only when no provider is configured.
 type DevOnly struct{}
 
-// Authenticate implements Provider.
+// Authenticate implements Provider. It supports no enhanced
+// authentication method.
 func (DevOnly) Authenticate(_ context.Context, r *Request) (*Result, error) {
+	if r.AuthMethod != "" {
+		return nil, fmt.Errorf("%w %q", ErrBadMethod, r.AuthMethod)
+	}
 	user := r.Username
 	if user == "" {
 		user = r.ClientID
