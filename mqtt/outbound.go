@@ -123,6 +123,7 @@ func (o *outbox) enqueue(t *target) {
 	if drop != "" {
 		o.mu.Unlock()
 		s.metrics.dropped[drop].Inc()
+		o.c.event(EventDropped, drop, t.msg.Topic)
 		return
 	}
 	if o.head > 0 && o.head == len(o.queue) {
@@ -544,6 +545,7 @@ func (o *outbox) appendPublish(buf []byte, b sending, now time.Time) ([]byte, bo
 	m := b.t.msg
 	if m.Expired(now) {
 		s.metrics.dropped[dropExpired].Inc()
+		c.event(EventDropped, dropExpired, m.Topic)
 		return buf, false
 	}
 	p := &o.pub
@@ -582,6 +584,7 @@ func (o *outbox) appendPublish(buf []byte, b sending, now time.Time) ([]byte, bo
 			o.aliasOf[p.Properties.TopicAlias] = ""
 		}
 		s.metrics.dropped[dropTooLarge].Inc()
+		c.event(EventDropped, dropTooLarge, m.Topic)
 		s.log.Debug("message dropped: over the client's maximum packet size", "client_id", c.clientID,
 			"topic", m.Topic, "err", err)
 		return buf, false

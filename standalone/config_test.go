@@ -505,3 +505,15 @@ func (nopRouter) RemoveRoute(context.Context, dist.Route, uint64) (bool, error) 
 }
 func (nopRouter) Register(string, dist.Deliverer) {}
 func (nopRouter) Unregister(string)               {}
+
+// TestUsersExampleLoads keeps the README's example users file valid.
+func TestUsersExampleLoads(t *testing.T) {
+	c := DefaultConfig()
+	c.Auth.Provider, c.Auth.UsersFile = "file", "users.example.yaml"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AuthProvider(); err != nil {
+		t.Fatal(err)
+	}
+}
