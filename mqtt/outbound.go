@@ -47,6 +47,9 @@ type outbox struct {
 	buf       []byte
 	pub       packet.Publish
 	taken     []*target // scratch, under mu
+
+	slow bool          // the queue stayed full through a wait: drop at once until it drains to half
+	room chan struct{} // closed when the queue has room again; nil when nobody waits
 }
 
 // inflight is a QoS 1 or 2 message sent and not yet fully acknowledged.
@@ -102,13 +105,33 @@ func (o *outbox) init(c *conn, window int) {
 
 // enqueue queues a message copy, or drops and counts it when a bound is
 // reached.
-func (o *outbox) enqueue(t *target) {
+func (o *outbox) enqueue(t *target) { o.offer(t, false) }
+
+// offer queues a message copy like enqueue, except that when the
+// session's queue is full and the session is not known to be slow, it
+// returns a channel closed when the queue has room (and queues nothing):
+// the caller may wait a little and enqueue again. A session that still has
+// no room after such a wait is marked slow, and its messages are dropped
+// at once until its queue drains to half.
+func (o *outbox) offer(t *target, mayWait bool) <-chan struct{} {
 	s := o.c.s
 	size := int64(t.msg.Size())
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
-		return
+		return nil
+	}
+	full := (t.qos == 0 && o.qos0 >= s.opts.QoS0Queue) || (t.qos > 0 && o.qosN >= s.opts.SessionQueue)
+	if full && mayWait && !o.slow {
+		if o.room == nil {
+			o.room = make(chan struct{})
+		}
+		ch := o.room
+		o.mu.Unlock()
+		return ch
+	}
+	if full && !mayWait {
+		o.slow = true
 	}
 	var drop string
 	switch {
@@ -124,7 +147,7 @@ func (o *outbox) enqueue(t *target) {
 		o.mu.Unlock()
 		s.metrics.dropped[drop].Inc()
 		o.c.event(EventDropped, drop, t.msg.Topic)
-		return
+		return nil
 	}
 	if o.head > 0 && o.head == len(o.queue) {
 		o.queue, o.head = o.queue[:0], 0
@@ -139,6 +162,7 @@ func (o *outbox) enqueue(t *target) {
 	s.metrics.queuedBytes.Add(float64(size))
 	o.kickLocked()
 	o.mu.Unlock()
+	return nil
 }
 
 // pushAck queues an acknowledgement for the client.
@@ -205,11 +229,28 @@ func (o *outbox) close() {
 	if !o.closed {
 		close(o.stop)
 	}
+	if o.room != nil {
+		close(o.room)
+		o.room = nil
+	}
 	o.closed = true
 	o.releaseLocked(o.queue[o.head:])
 	o.queue, o.head, o.acks = nil, 0, nil
 	o.mu.Unlock()
 	o.wg.Wait()
+}
+
+// signalRoomLocked wakes those waiting for room, and forgets that the
+// session was slow once its queues are down to half.
+func (o *outbox) signalRoomLocked() {
+	s := o.c.s
+	if o.room != nil && o.qos0 < s.opts.QoS0Queue && o.qosN < s.opts.SessionQueue {
+		close(o.room)
+		o.room = nil
+	}
+	if o.slow && o.qos0 <= s.opts.QoS0Queue/2 && o.qosN <= s.opts.SessionQueue/2 {
+		o.slow = false
+	}
 }
 
 // releaseLocked returns the budget of messages leaving the queue.
@@ -288,6 +329,7 @@ func (o *outbox) send() {
 		o.releaseLocked(taken)
 		clear(taken)
 		o.taken = taken[:0]
+		o.signalRoomLocked()
 		if o.p != nil {
 			commits = append(commits, o.p.commits...)
 			o.p.commits = o.p.commits[:0]

@@ -262,11 +262,35 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 		}
 	}
 	x.mu.RUnlock()
+	// A session whose queue is full gets a short wait for room (the
+	// lane, and through it the publishers, slow down to what the
+	// subscribers take); one still full after it is slow: its messages
+	// are dropped, and nobody waits for it again until it drains.
+	var waiting []*target
+	var rooms []<-chan struct{}
 	for _, t := range copies {
-		t.c.out.enqueue(t)
+		if room := t.c.out.offer(t, true); room != nil {
+			waiting = append(waiting, t)
+			rooms = append(rooms, room)
+		}
+	}
+	if len(waiting) > 0 {
+		deadline := time.NewTimer(roomWait)
+		for i, t := range waiting {
+			select {
+			case <-rooms[i]:
+			case <-deadline.C:
+				deadline.Reset(0) // the rest do not wait
+			}
+			t.c.out.enqueue(t)
+		}
+		deadline.Stop()
 	}
 	return results
 }
+
+// roomWait bounds how long a delivery batch waits for full session queues.
+const roomWait = 100 * time.Millisecond
 
 // pickMember chooses the member of a local share group that gets a
 // message: at random for $share, by rendezvous hash of the publisher for

@@ -73,8 +73,20 @@ func (c *benchConn) read(tb testing.TB) packet.Packet {
 //	go test ./testsuite -run '^$' -bench PersistentP2P -benchtime 100x
 //
 // -benchtime Nx sends N messages per publisher.
-func BenchmarkPersistentP2P(b *testing.B) {
-	const pairs, window = 100, 16
+func BenchmarkPersistentP2P(b *testing.B) { benchP2P(b, 100, false, 1) }
+
+// BenchmarkTransientP2P is the same traffic through clean sessions: 20
+// pairs at QoS 0 and QoS 1.
+//
+//	go test ./testsuite -run '^$' -bench TransientP2P -benchtime 2000x
+func BenchmarkTransientP2P(b *testing.B) {
+	for _, qos := range []byte{0, 1} {
+		b.Run(fmt.Sprint("qos=", qos), func(b *testing.B) { benchP2P(b, 20, true, qos) })
+	}
+}
+
+func benchP2P(b *testing.B, pairs int, clean bool, qos byte) {
+	const window = 16
 	cfg := NodeConfig(b)
 	cfg.Tenants.Defaults.SessionInboxSize = 100_000
 	n := StartNode(b, cfg)
@@ -82,8 +94,8 @@ func BenchmarkPersistentP2P(b *testing.B) {
 
 	subs := make([]*benchConn, pairs)
 	for i := range subs {
-		subs[i] = benchDial(b, n, fmt.Sprint("psub-", i), false)
-		subs[i].send(b, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: fmt.Sprint("p2p/", i), QoS: 1}}})
+		subs[i] = benchDial(b, n, fmt.Sprint("psub-", i), clean)
+		subs[i].send(b, &packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: fmt.Sprint("p2p/", i), QoS: packet.QoS(qos)}}})
 		if _, ok := subs[i].read(b).(*packet.Suback); !ok {
 			b.Fatal("no SUBACK")
 		}
@@ -104,7 +116,7 @@ func BenchmarkPersistentP2P(b *testing.B) {
 				acked := make(chan struct{})
 				go func() {
 					defer close(acked)
-					for k := 0; k < perPub; k++ {
+					for k := 0; k < perPub && qos > 0; k++ {
 						if _, ok := c.read(b).(*packet.Puback); !ok {
 							b.Error("publisher lost its connection")
 							return
@@ -113,10 +125,16 @@ func BenchmarkPersistentP2P(b *testing.B) {
 					}
 				}()
 				for k := 0; k < perPub; k++ {
-					slots <- struct{}{}
+					if qos > 0 {
+						slots <- struct{}{}
+					}
 					payload := binary.BigEndian.AppendUint64(make([]byte, 0, 64), uint64(time.Now().UnixNano()))
 					payload = payload[:64]
-					c.send(b, &packet.Publish{QoS: 1, PacketID: uint16(k%65535) + 1, Topic: []byte(fmt.Sprint("p2p/", i)), Payload: payload})
+					id := uint16(0)
+					if qos > 0 {
+						id = uint16(k%65535) + 1
+					}
+					c.send(b, &packet.Publish{QoS: packet.QoS(qos), PacketID: id, Topic: []byte(fmt.Sprint("p2p/", i)), Payload: payload})
 				}
 				<-acked
 			}()
@@ -138,7 +156,9 @@ func BenchmarkPersistentP2P(b *testing.B) {
 					return
 				}
 				lat[i] = append(lat[i], time.Duration(time.Now().UnixNano()-int64(binary.BigEndian.Uint64(m.Payload))))
-				c.send(b, &packet.Puback{PacketID: m.PacketID})
+				if m.QoS > 0 {
+					c.send(b, &packet.Puback{PacketID: m.PacketID})
+				}
 				received.Add(1)
 			}
 		}()
@@ -158,6 +178,12 @@ func BenchmarkPersistentP2P(b *testing.B) {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
 	}
 
+	if clean {
+		for _, c := range append(subs, pubs...) {
+			c.nc.Close()
+		}
+		return
+	}
 	// Offline enqueue: the subscribers go away; the same load is queued.
 	for _, c := range subs {
 		c.send(b, &packet.Disconnect{})
