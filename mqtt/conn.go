@@ -101,7 +101,13 @@ func (c *conn) serve() {
 		}
 		c.s.untrack(c)
 	}()
-	if !c.connect() {
+	// The CONNECT exchange (handshakes, authentication, the session
+	// store) runs deep call chains; it runs on a goroutine of its own so
+	// that this long-lived one keeps the small stack its read loop needs
+	// (an idle connection's memory is mostly its stack).
+	connected := make(chan bool, 1)
+	go func() { connected <- c.connect() }()
+	if !<-connected {
 		return
 	}
 	reason = c.loop()

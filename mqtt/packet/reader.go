@@ -52,10 +52,17 @@ func putBig(b []byte) {
 type Reader struct {
 	src  io.Reader
 	max  int
-	buf  *[]byte // read-ahead buffer, data in (*buf)[r:w]
+	buf  *[]byte // read-ahead buffer, data in (*buf)[r:w]; nil while nothing is buffered
 	r, w int
 	big  []byte // body of the last packet when it did not fit buf
+	// first receives the first bytes after the buffer ran empty, so an
+	// idle connection, blocked in Read, holds no read-ahead buffer.
+	first [firstReadSize]byte
 }
+
+// firstReadSize bounds the read that waits for data with nothing
+// buffered; the bytes move to a pooled buffer as soon as they arrive.
+const firstReadSize = 256
 
 // NewReader returns a Reader of src that refuses packets larger than
 // maxPacketSize bytes (fixed header included) before reading their bodies.
@@ -80,8 +87,23 @@ func (r *Reader) ReadPacket() (FixedHeader, []byte, error) {
 		putBig(r.big)
 		r.big = nil
 	}
-	if r.buf == nil {
+	if r.r == r.w {
+		// Nothing is buffered: wait for the next bytes without holding a
+		// read-ahead buffer (most connections are idle most of the time).
+		if r.buf != nil {
+			smallPool.Put(r.buf)
+			r.buf = nil
+		}
+		r.r, r.w = 0, 0
+		n, err := r.src.Read(r.first[:])
+		if n == 0 {
+			if err == nil {
+				err = io.ErrNoProgress
+			}
+			return FixedHeader{}, nil, err
+		}
 		r.buf = smallPool.Get().(*[]byte)
+		r.w = copy(*r.buf, r.first[:n])
 	}
 	buf := *r.buf
 	var h FixedHeader
