@@ -25,11 +25,32 @@
 //     and UNSUBSCRIBE per protocol. Any violation closes the connection, a
 //     v5 client first getting a DISCONNECT with the reason code.
 //
+// # Authentication, tenants and settings
+//
+// After CONNECT is decoded, Options.Auth (package mqtt/auth) names the
+// client's tenant and user and returns its ACL; a refusal is answered
+// with the provider's reason code. The tenant's settings (Options.Settings,
+// package mqtt/settings) are read then and hold for the connection: the
+// enabled protocol versions, the will's limits and ACL, the limits the
+// CONNACK announces to v5 clients, and on every PUBLISH and SUBSCRIBE the
+// topic limits, payload size, publish rate, bandwidths, feature switches
+// and the ACL (see the README for each reaction). Every key the frontend
+// writes to a store, and every $share group, starts with the tenant.
+// Events (EventCollector) report connects, refusals, disconnects,
+// takeovers, drops, throttling and denials.
+//
+// # Persistent sessions
+//
+// See persist.go: a client with clean start 0 or a session expiry over 0
+// has its session in Options.Inbox (package inbox); the frontend fetches
+// its queued messages as the client's window allows and commits what the
+// client acknowledged.
+//
 // # Transient sessions
 //
-// Every session is transient for now (session expiry 0; a v5 client
-// asking for more is told 0 in CONNACK). Its subscriptions are routed per
-// node: the first local subscriber of a (tenant, filter) adds one route
+// A clean session with expiry 0 lives only in its connection (a stored
+// session of the same client id is discarded at CONNECT). Its
+// subscriptions are routed per node: the first local subscriber of a (tenant, filter) adds one route
 // naming this server's deliverer ("mqtt."+NodeID), the last one removes
 // it, and the server fans deliveries out to its local subscribers
 // (router.go). A session gets one copy of a message for all its matching
@@ -63,9 +84,16 @@
 // §4.4 allows resending only on reconnect with a kept session: the inbox
 // issue); those unacknowledged when a transient session ends end with it.
 //
+// A full session queue first makes the delivery batch wait briefly for
+// room (so publishers slow down to what subscribers take); a session still
+// full after that is marked slow and its new messages are dropped until it
+// drains to half.
+//
 // A will is published when the connection ends without a normal
-// DISCONNECT (or with v5 reason 0x04), immediately: a transient session
-// ends with its connection, so the will delay is min(delay, 0). A CONNECT
+// DISCONNECT (or with v5 reason 0x04): immediately for a transient
+// session (the will delay is min(delay, session expiry = 0)); a persistent
+// session's delayed will is kept in its inbox and published by the inbox
+// service unless the client resumes the session in time. A CONNECT
 // with a client id already connected on this server takes the session
 // over: the old connection gets DISCONNECT 0x8E (v5) and is closed, and
 // its will is published.
