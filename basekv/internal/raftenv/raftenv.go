@@ -20,6 +20,8 @@ package raftenv
 import (
 	"os"
 	"path/filepath"
+
+	"github.com/lni/dragonboat/v4/logger"
 )
 
 // SoftSettings is the dragonboat-soft-settings.json basekv runs with.
@@ -42,6 +44,10 @@ var (
 )
 
 func init() {
+	// dragonboat's settings package logs every soft setting it applies,
+	// at every start of every program that links basekv (`bifromq
+	// version` included); only its warnings matter.
+	logger.GetLogger("settings").SetLevel(logger.WARNING)
 	wd, err := os.Getwd()
 	if err != nil {
 		return
