@@ -275,16 +275,25 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 		}
 	}
 	if len(waiting) > 0 {
-		deadline := time.NewTimer(roomWait)
+		deadline := time.Now().Add(roomWait)
+		timer := time.NewTimer(roomWait)
+		defer timer.Stop()
 		for i, t := range waiting {
-			select {
-			case <-rooms[i]:
-			case <-deadline.C:
-				deadline.Reset(0) // the rest do not wait
+			room := rooms[i]
+			for room != nil {
+				wait := time.Until(deadline)
+				if wait <= 0 {
+					t.c.out.enqueue(t) // still full: the session is slow
+					break
+				}
+				timer.Reset(wait)
+				select {
+				case <-room:
+				case <-timer.C:
+				}
+				room = t.c.out.offer(t, true)
 			}
-			t.c.out.enqueue(t)
 		}
-		deadline.Stop()
 	}
 	return results
 }

@@ -2,6 +2,7 @@
 //
 //	bifromq [run] [flags]    run a broker (see bifromq --help)
 //	bifromq version          print the version
+//	bifromq bench conn|pub|sub [flags]    load a broker (package internal/bench)
 //
 // Everything but signal handling lives in standalone.Main, so it is tested
 // there. Subcommands defined outside package standalone are passed to it
@@ -18,6 +19,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/bifromq-go/bifromq/internal/bench"
 	"github.com/bifromq-go/bifromq/standalone"
 )
 
@@ -26,7 +28,8 @@ func main() {
 	// arrived the handlers are reset, so a second one kills the process.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, stop)
-	code := standalone.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := standalone.Main(ctx, os.Args[1:], os.Stdout, os.Stderr,
+		standalone.Command{Name: "bench", Summary: "load a broker: bench conn|pub|sub (see bifromq bench --help)", Run: bench.Main})
 	stop()
 	os.Exit(code)
 }
