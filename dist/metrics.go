@@ -5,6 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 type serviceMetrics struct {
 	pubs       prometheus.Counter
 	deliveries *prometheus.CounterVec
+	// deliveries by result, resolved once
+	delivered, noReceiver, failed, noDeliverer prometheus.Counter
 	unrouted   prometheus.Counter
 	batchSize  prometheus.Histogram
 }
@@ -26,6 +28,10 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 6),
 		}),
 	}
+	m.delivered = m.deliveries.WithLabelValues("delivered")
+	m.noReceiver = m.deliveries.WithLabelValues("no_receiver")
+	m.failed = m.deliveries.WithLabelValues("failed")
+	m.noDeliverer = m.deliveries.WithLabelValues("no_deliverer")
 	if reg != nil {
 		reg.MustRegister(m.pubs, m.deliveries, m.unrouted, m.batchSize)
 	}

@@ -55,7 +55,8 @@ const (
 // Deliverer delivers to the receivers it owns. Deliver is called
 // concurrently for different batches, must answer one Result per delivery
 // in order, and for QoS 1 and 2 must return only once each Delivered
-// message is durable where the receiver is persistent.
+// message is durable where the receiver is persistent. The batch slice is
+// reused after Deliver returns: keep the Messages, not the slice.
 type Deliverer interface {
 	Deliver(ctx context.Context, batch []Delivery) []Result
 }
@@ -85,6 +86,7 @@ type Service struct {
 
 	mu     sync.RWMutex
 	owners map[string]Deliverer
+	cache  routeCache
 }
 
 // ServiceOptions configures a Service; zero values take the defaults.
@@ -219,11 +221,13 @@ func (s *Service) Unregister(name string) {
 // AddRoute adds r for the given incarnation of its receiver; false when a
 // newer incarnation already holds it.
 func (s *Service) AddRoute(ctx context.Context, r Route, incarnation uint64) (bool, error) {
+	defer s.cache.invalidate()
 	return s.worker.AddRoute(ctx, r, incarnation)
 }
 
 // RemoveRoute removes r unless a newer incarnation holds it.
 func (s *Service) RemoveRoute(ctx context.Context, r Route, incarnation uint64) (bool, error) {
+	defer s.cache.invalidate()
 	return s.worker.RemoveRoute(ctx, r, incarnation)
 }
 
@@ -278,6 +282,7 @@ func (s *Service) Pub(ctx context.Context, tenant string, msg *Message) (int, er
 func (s *Service) runLane(lane chan *pubReq) {
 	defer s.wg.Done()
 	batch := make([]*pubReq, 0, s.opts.MaxBatch)
+	var sc laneScratch
 	for {
 		select {
 		case r := <-lane:
@@ -294,55 +299,86 @@ func (s *Service) runLane(lane chan *pubReq) {
 				break fill
 			}
 		}
-		s.handle(batch)
+		s.handle(batch, &sc)
 		clear(batch)
 		batch = batch[:0]
 	}
 }
 
+// laneScratch is one lane's reusable state for handle.
+type laneScratch struct {
+	matched map[topicKey][]Route
+	owners  []ownerBatch
+}
+
+type topicKey struct{ tenant, topic string }
+
+// ownerBatch is one deliverer's share of a batch.
+type ownerBatch struct {
+	name       []byte
+	deliveries []Delivery
+	reqs       []*pubReq
+}
+
 // handle matches and delivers one batch, then completes it in order.
-func (s *Service) handle(batch []*pubReq) {
+func (s *Service) handle(batch []*pubReq, sc *laneScratch) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
 	s.metrics.batchSize.Observe(float64(len(batch)))
-	type topicKey struct{ tenant, topic string }
-	matched := make(map[topicKey][]Route)
-	byOwner := make(map[string][]Delivery)
-	reqOf := make(map[string][]*pubReq)
+	if sc.matched == nil {
+		sc.matched = make(map[topicKey][]Route)
+	}
+	defer func() {
+		clear(sc.matched)
+		for i := range sc.owners {
+			clear(sc.owners[i].deliveries)
+			clear(sc.owners[i].reqs)
+			sc.owners[i].deliveries, sc.owners[i].reqs = sc.owners[i].deliveries[:0], sc.owners[i].reqs[:0]
+		}
+		sc.owners = sc.owners[:0]
+	}()
+	now := time.Now().UnixNano()
 	for _, r := range batch {
 		k := topicKey{r.tenant, r.msg.Topic}
-		routes, ok := matched[k]
+		routes, ok := sc.matched[k]
 		if !ok {
+			routes, ok = s.cache.get(r.tenant, r.msg.Topic, now)
+		}
+		if !ok {
+			gen := s.cache.gen.Load()
 			var err error
 			if routes, err = s.worker.Match(ctx, r.tenant, r.msg.Topic); err != nil {
 				r.errs = append(r.errs, err)
 				continue
 			}
-			matched[k] = routes
+			s.cache.put(r.tenant, r.msg.Topic, routes, gen, now)
 		}
+		sc.matched[k] = routes
 		for _, rt := range pickShared(routes, r.msg.Publisher) {
-			name, _, ok := SplitReceiver(rt.Receiver)
-			if !ok {
+			i := bytes.IndexByte(rt.Receiver, 0)
+			if i < 0 {
 				continue
 			}
-			byOwner[name] = append(byOwner[name], Delivery{Route: rt, Message: r.msg})
-			reqOf[name] = append(reqOf[name], r)
+			ob := sc.owner(rt.Receiver[:i])
+			ob.deliveries = append(ob.deliveries, Delivery{Route: rt, Message: r.msg})
+			ob.reqs = append(ob.reqs, r)
 		}
 	}
-	for name, deliveries := range byOwner {
-		reqs := reqOf[name]
+	m := s.metrics
+	for oi := range sc.owners {
+		ob := &sc.owners[oi]
 		s.mu.RLock()
-		d := s.owners[name]
+		d := s.owners[string(ob.name)]
 		s.mu.RUnlock()
 		if d == nil {
-			for _, r := range reqs {
-				r.errs = append(r.errs, fmt.Errorf("%w %q", ErrNoDeliverer, name))
+			for _, r := range ob.reqs {
+				r.errs = append(r.errs, fmt.Errorf("%w %q", ErrNoDeliverer, ob.name))
 			}
-			s.metrics.deliveries.WithLabelValues("no_deliverer").Add(float64(len(reqs)))
+			m.noDeliverer.Add(float64(len(ob.reqs)))
 			continue
 		}
-		results := d.Deliver(ctx, deliveries)
-		for i, r := range reqs {
+		results := d.Deliver(ctx, ob.deliveries)
+		for i, r := range ob.reqs {
 			res := Failed
 			if i < len(results) {
 				res = results[i]
@@ -350,25 +386,42 @@ func (s *Service) handle(batch []*pubReq) {
 			switch res {
 			case Delivered:
 				r.accepted++
-				s.metrics.deliveries.WithLabelValues("delivered").Inc()
+				m.delivered.Inc()
 			case NoReceiver:
-				s.metrics.deliveries.WithLabelValues("no_receiver").Inc()
+				m.noReceiver.Inc()
 				select {
-				case s.unroute <- deliveries[i].Route:
+				case s.unroute <- ob.deliveries[i].Route:
 				default: // a later delivery will find it again
 				}
 			default:
-				s.metrics.deliveries.WithLabelValues("failed").Inc()
-				r.errs = append(r.errs, fmt.Errorf("dist: delivery to %q failed", deliveries[i].Route.Receiver))
+				m.failed.Inc()
+				r.errs = append(r.errs, fmt.Errorf("dist: delivery to %q failed", ob.deliveries[i].Route.Receiver))
 			}
 		}
 	}
 	for _, r := range batch {
-		s.metrics.pubs.Inc()
+		m.pubs.Inc()
 		if r.done != nil {
 			r.done(r.accepted, errors.Join(r.errs...))
 		}
 	}
+}
+
+// owner returns the batch of the deliverer named name, adding it.
+func (sc *laneScratch) owner(name []byte) *ownerBatch {
+	for i := range sc.owners {
+		if bytes.Equal(sc.owners[i].name, name) {
+			return &sc.owners[i]
+		}
+	}
+	if len(sc.owners) < cap(sc.owners) {
+		sc.owners = sc.owners[:len(sc.owners)+1]
+		ob := &sc.owners[len(sc.owners)-1]
+		ob.name = append(ob.name[:0], name...)
+		return ob
+	}
+	sc.owners = append(sc.owners, ownerBatch{name: append([]byte(nil), name...)})
+	return &sc.owners[len(sc.owners)-1]
 }
 
 // runUnroute removes the routes of receivers reported gone, each with the
@@ -379,7 +432,9 @@ func (s *Service) runUnroute() {
 		select {
 		case r := <-s.unroute:
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
-			if _, err := s.worker.RemoveRoute(ctx, r, r.Incarnation); err != nil {
+			_, err := s.worker.RemoveRoute(ctx, r, r.Incarnation)
+			s.cache.invalidate()
+			if err != nil {
 				s.opts.Logger.Warn("unrouting a gone receiver", "tenant", r.Tenant, "filter", r.Filter, "err", err)
 			} else {
 				s.metrics.unrouted.Inc()
@@ -395,6 +450,16 @@ func (s *Service) runUnroute() {
 // random one for $share, and for $oshare the member the publisher hashes
 // to (rendezvous hashing), so one publisher's messages keep their order.
 func pickShared(routes []Route, publisher string) []Route {
+	shared := false
+	for i := range routes {
+		if routes[i].Kind != Normal {
+			shared = true
+			break
+		}
+	}
+	if !shared {
+		return routes // the common case: nothing to choose, nothing to copy
+	}
 	type groupKey struct {
 		kind          RouteKind
 		group, filter string

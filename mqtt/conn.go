@@ -559,19 +559,26 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
 		}
 		return c.reply(&ack)
 	case packet.PUBACK, packet.PUBREC, packet.PUBCOMP:
-		pk, err := packet.Decode(h, body, v)
-		if err != nil {
-			return c.decodeFailed(err)
-		}
+		// Decoded into values here (no allocation per acknowledgement).
 		var id uint16
 		var code packet.ReasonCode
-		switch a := pk.(type) {
-		case *packet.Puback:
+		var err error
+		switch h.Type {
+		case packet.PUBACK:
+			var a packet.Puback
+			err = a.Unpack(h.Flags, body, v)
 			id, code = a.PacketID, a.ReasonCode
-		case *packet.Pubrec:
+		case packet.PUBREC:
+			var a packet.Pubrec
+			err = a.Unpack(h.Flags, body, v)
 			id, code = a.PacketID, a.ReasonCode
-		case *packet.Pubcomp:
+		default:
+			var a packet.Pubcomp
+			err = a.Unpack(h.Flags, body, v)
 			id, code = a.PacketID, a.ReasonCode
+		}
+		if err != nil {
+			return c.decodeFailed(err)
 		}
 		if !c.out.acked(h.Type, id, code) {
 			// An acknowledgement for nothing in flight: ignored, as most

@@ -504,17 +504,20 @@ func (o *outbox) write(acks []ack, batch []sending) ([]inbox.Pos, error) {
 	buf := o.buf[:0]
 	var counts [16]int
 	for _, a := range acks {
-		var p packet.Packet
+		// Each type encoded from a value: no allocation per ack.
+		var err error
 		switch a.t {
 		case packet.PUBACK:
-			p = &packet.Puback{PacketID: a.id, ReasonCode: a.code}
+			p := packet.Puback{PacketID: a.id, ReasonCode: a.code}
+			buf, err = p.Append(buf, c.version)
 		case packet.PUBREC:
-			p = &packet.Pubrec{PacketID: a.id, ReasonCode: a.code}
+			p := packet.Pubrec{PacketID: a.id, ReasonCode: a.code}
+			buf, err = p.Append(buf, c.version)
 		default:
-			p = &packet.Pubrel{PacketID: a.id, ReasonCode: a.code}
+			p := packet.Pubrel{PacketID: a.id, ReasonCode: a.code}
+			buf, err = p.Append(buf, c.version)
 		}
-		var err error
-		if buf, err = p.Append(buf, c.version); err != nil {
+		if err != nil {
 			return nil, err
 		}
 		counts[a.t]++
