@@ -210,6 +210,7 @@ type target struct {
 	qos byte
 	rap bool // retain as published (any matching subscription asks)
 	ids []uint32
+	shared bool // through a shared subscription: never merged with others
 	// An entry fetched from a persistent session's inbox.
 	stored bool
 	queue  inbox.Queue
@@ -227,7 +228,7 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 		msg *dist.Message
 	}
 	var copies []*target
-	merged := make(map[copyKey]*target)
+	var merged map[copyKey]*target // only for big batches; small ones scan copies
 	x.mu.RLock()
 	for i, d := range batch {
 		r := d.Route
@@ -239,7 +240,7 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 		m := d.Message
 		if r.Kind != dist.Normal {
 			if c, sub, ok := pickMember(e.subs, r.Kind, m.Publisher); ok {
-				copies = append(copies, &target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids()})
+				copies = append(copies, &target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids(), shared: true})
 			}
 			continue
 		}
@@ -247,8 +248,18 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 			if sub.noLocal && c.clientID == m.Publisher {
 				continue
 			}
-			k := copyKey{c, m}
-			if t := merged[k]; t != nil {
+			var t *target
+			if merged != nil {
+				t = merged[copyKey{c, m}]
+			} else {
+				for _, x := range copies {
+					if x.c == c && x.msg == m && !x.shared {
+						t = x
+						break
+					}
+				}
+			}
+			if t != nil {
 				t.qos = max(t.qos, min(m.QoS, sub.qos))
 				t.rap = t.rap || sub.rap
 				if sub.id != 0 {
@@ -256,9 +267,18 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 				}
 				continue
 			}
-			t := &target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids()}
-			merged[k] = t
+			t = &target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids()}
 			copies = append(copies, t)
+			if merged != nil {
+				merged[copyKey{c, m}] = t
+			} else if len(copies) == 32 {
+				merged = make(map[copyKey]*target, 64)
+				for _, x := range copies {
+					if !x.shared {
+						merged[copyKey{x.c, x.msg}] = x
+					}
+				}
+			}
 		}
 	}
 	x.mu.RUnlock()
