@@ -7,8 +7,8 @@ type serviceMetrics struct {
 	deliveries *prometheus.CounterVec
 	// deliveries by result, resolved once
 	delivered, noReceiver, failed, noDeliverer prometheus.Counter
-	unrouted   prometheus.Counter
-	batchSize  prometheus.Histogram
+	unrouted                                   prometheus.Counter
+	batchSize                                  prometheus.Histogram
 }
 
 func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {

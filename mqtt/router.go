@@ -205,11 +205,11 @@ func (x *localIndex) dropIfEmpty(k localKey, e *localEntry) {
 // for all of the session's matching non-shared subscriptions (the highest
 // QoS, every subscription identifier), plus one per shared subscription.
 type target struct {
-	c   *conn
-	msg *dist.Message
-	qos byte
-	rap bool // retain as published (any matching subscription asks)
-	ids []uint32
+	c      *conn
+	msg    *dist.Message
+	qos    byte
+	rap    bool // retain as published (any matching subscription asks)
+	ids    []uint32
 	shared bool // through a shared subscription: never merged with others
 	// An entry fetched from a persistent session's inbox.
 	stored bool
