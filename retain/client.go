@@ -260,17 +260,17 @@ func (c *Client) match(ctx context.Context, tenant, filter string, limit int, no
 		if err != nil {
 			return nil, read, err
 		}
-		d := decoder{b: out}
+		d := newDecoder(out)
 		end := d.nilable()
-		read += int(d.uvarint())
-		n := d.uvarint()
-		if d.err == nil && n > uint64(len(d.b)) {
+		read += int(d.Uvarint())
+		n := d.Uvarint()
+		if d.Err == nil && n > uint64(len(d.B)) {
 			d.fail()
 		}
 		var lastInAnswer []byte
-		for i := uint64(0); i < n && d.err == nil; i++ {
-			k, v := d.bytes(), d.bytes()
-			if d.err != nil {
+		for i := uint64(0); i < n && d.Err == nil; i++ {
+			k, v := d.Bytes(), d.Bytes()
+			if d.Err != nil {
 				break
 			}
 			lastInAnswer = k
@@ -355,8 +355,8 @@ func (c *Client) gcSpan(ctx context.Context, from, to []byte, now time.Time) (re
 		if err != nil {
 			return removed, fmt.Errorf("retain: GC at %q: %w", cursor, err)
 		}
-		d := decoder{b: out}
-		n, _, next := d.uvarint(), d.uvarint(), d.nilable()
+		d := newDecoder(out)
+		n, _, next := d.Uvarint(), d.Uvarint(), d.nilable()
 		if err := d.end(); err != nil {
 			return removed, err
 		}

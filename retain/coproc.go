@@ -3,6 +3,7 @@ package retain
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/bifromq-go/bifromq/basekv/coproc"
 	"github.com/bifromq-go/bifromq/dist"
+	"github.com/bifromq-go/bifromq/internal/wire"
 	"github.com/bifromq-go/bifromq/mqtt/packet"
 )
 
@@ -83,16 +85,16 @@ func (*coprocessor) SplitKey(key []byte) []byte { return key }
 
 // Mutate implements coproc.Coprocessor.
 func (c *coprocessor) Mutate(ctx coproc.MutateContext, in []byte, r coproc.Reader, w coproc.Writer) ([]byte, error) {
-	d := decoder{b: in}
-	switch d.byte() {
+	d := newDecoder(in)
+	switch d.Byte() {
 	case opPut:
-		key, val := d.bytes(), d.bytes()
+		key, val := d.Bytes(), d.Bytes()
 		if err := d.end(); err != nil {
 			return nil, err
 		}
 		return put(ctx, key, val, r, w)
 	case opGC:
-		now, from, to, budget := d.varint(), d.bytes(), d.nilable(), d.uvarint()
+		now, from, to, budget := d.Varint(), d.Bytes(), d.nilable(), d.Uvarint()
 		if err := d.end(); err != nil {
 			return nil, err
 		}
@@ -184,11 +186,11 @@ func gc(b coproc.Boundary, now time.Time, from, to []byte, budget int, r coproc.
 
 // Query implements coproc.Coprocessor.
 func (c *coprocessor) Query(in []byte, r coproc.Reader) ([]byte, error) {
-	d := decoder{b: in}
-	if op := d.byte(); op != opMatch {
+	d := newDecoder(in)
+	if op := d.Byte(); op != opMatch {
 		return nil, fmt.Errorf("%w: query op %q", errBadInput, op)
 	}
-	tenant, filter, limit, now, from := d.bytes(), d.bytes(), d.uvarint(), d.varint(), d.bytes()
+	tenant, filter, limit, now, from := d.Bytes(), d.Bytes(), d.Uvarint(), d.Varint(), d.Bytes()
 	if err := d.end(); err != nil {
 		return nil, err
 	}
@@ -229,10 +231,7 @@ func checkFilter(filter string) error {
 	return nil
 }
 
-func appendBytes(b, v []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
-}
+func appendBytes(b, v []byte) []byte { return wire.AppendBytes(b, v) }
 
 func appendNilable(b, v []byte) []byte {
 	if v == nil {
@@ -248,67 +247,25 @@ func cloneNilable(b []byte) []byte {
 	return clone(b)
 }
 
-// decoder reads the inputs and outputs; the first error sticks. Slices
-// it returns alias its buffer.
-type decoder struct {
-	b   []byte
-	err error
-}
+// decoder reads the inputs and outputs (internal/wire); the first error
+// sticks. Slices it returns alias its buffer.
+type decoder struct{ wire.Decoder }
+
+func newDecoder(b []byte) *decoder { return &decoder{wire.Decoder{B: b}} }
 
 func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = errBadInput
+	if d.Err == nil {
+		d.Err = errBadInput
 	}
-	d.b = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) < 1 {
-		d.fail()
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes() []byte {
-	l := d.uvarint()
-	if d.err != nil || l > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	v := d.b[:l:l]
-	d.b = d.b[l:]
-	return v
+	d.B = nil
 }
 
 func (d *decoder) nilable() []byte {
-	switch d.byte() {
+	switch d.Byte() {
 	case 0:
 		return nil
 	case 1:
-		v := d.bytes()
+		v := d.Bytes()
 		if v == nil {
 			v = []byte{}
 		}
@@ -320,8 +277,11 @@ func (d *decoder) nilable() []byte {
 
 // end reports a decoding error or trailing bytes.
 func (d *decoder) end() error {
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%w: %d trailing bytes", errBadInput, len(d.b))
+	switch {
+	case d.Err != nil && !errors.Is(d.Err, errBadInput):
+		d.Err = fmt.Errorf("%w: %v", errBadInput, d.Err)
+	case d.Err == nil && len(d.B) != 0:
+		d.Err = fmt.Errorf("%w: %d trailing bytes", errBadInput, len(d.B))
 	}
-	return d.err
+	return d.Err
 }

@@ -118,8 +118,8 @@ func TestCoprocessorGCBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := decoder{b: out}
-		n, read, next := d.uvarint(), d.uvarint(), d.nilable()
+		d := newDecoder(out)
+		n, read, next := d.Uvarint(), d.Uvarint(), d.nilable()
 		if d.end() != nil || int(n) != len(w.dels) || read > 2 {
 			t.Fatalf("output %x: %d removed, %d read, %d deletes", out, n, read, len(w.dels))
 		}
@@ -131,9 +131,9 @@ func TestCoprocessorGCBudget(t *testing.T) {
 				t.Fatalf("third resume %q, want the range end", next)
 			}
 			out, _ := cp.Mutate(ctx, gcIn(topicKey("t", "e"), topicKey("t", "f")), r, &memWriter{})
-			d := decoder{b: out}
-			d.uvarint()
-			d.uvarint()
+			d := newDecoder(out)
+			d.Uvarint()
+			d.Uvarint()
 			if next := d.nilable(); next != nil || d.end() != nil {
 				t.Fatalf("GC within a span ending before the range's end: next %q", next)
 			}
