@@ -288,6 +288,16 @@ func (c *Client) Fetch(ctx context.Context, tenant, id string, q Queue, from uin
 	return entries, d.Done()
 }
 
+// Exists reports whether an inbox exists, from a local replica when there
+// is one (no Raft round: it may lag a change made on another node).
+func (c *Client) Exists(ctx context.Context, tenant, id string) (bool, error) {
+	out, err := c.s.Query(ctx, metaKey(tenant, id), header('G', tenant, id), false)
+	if err != nil {
+		return false, err
+	}
+	return len(out) > 0 && out[0] == codeOK, nil
+}
+
 // Meta reads an inbox's metadata (linearizably).
 func (c *Client) Meta(ctx context.Context, tenant, id string) (*Meta, error) {
 	out, err := c.s.Query(ctx, metaKey(tenant, id), header('G', tenant, id), true)

@@ -70,7 +70,7 @@ func (c *conn) openSession(cp *packet.Connect, ack *packet.Connack) bool {
 	if cp.CleanStart && c.expiry == 0 {
 		// A transient session: any stored session of this id ends now
 		// (MQTT-3.1.2-4).
-		if _, err := st.Meta(ctx, c.tenant, c.clientID); errors.Is(err, inbox.ErrNoInbox) {
+		if exists, err := st.Exists(ctx, c.tenant, c.clientID); err == nil && !exists {
 			return true
 		}
 		owner := c.ownerName()

@@ -38,7 +38,8 @@ type SessionStore interface {
 	MarkReceived(ctx context.Context, tenant, id string, inc uint64, seq uint64) error
 	SetQoS2In(ctx context.Context, tenant, id string, inc uint64, add bool, pid uint16) error
 	Fetch(ctx context.Context, tenant, id string, q inbox.Queue, from uint64, max int) ([]inbox.Entry, error)
-	Meta(ctx context.Context, tenant, id string) (*inbox.Meta, error)
+	// Exists reports whether a session is stored (a local read).
+	Exists(ctx context.Context, tenant, id string) (bool, error)
 	// Listen registers wake, called after messages are queued for the
 	// inbox; the returned func unregisters it.
 	Listen(tenant, id string, wake func()) func()
