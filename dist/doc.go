@@ -35,6 +35,9 @@
 // and are acknowledged, in publish order. A receiver its deliverer
 // reports gone is unrouted with the incarnation Match saw, so a newer
 // add of the same route survives. Service.Pub is the blocking form.
+// Match results are cached per (tenant, topic): every route change made
+// through the Service invalidates the cache before it returns, and an
+// entry lives at most a second (for changes made through other nodes).
 //
 // Transient sessions are aggregated by the frontend: one route per
 // (tenant, filter) per node, fanned out locally (see package mqtt). The

@@ -29,14 +29,20 @@
 // process dies, so a crash never leaves a stale lock. It then creates the
 // node's private Prometheus registry (Go and process collectors, plus
 // bifromq_build_info), shared by every component: the MQTT server registers
-// on it, the HTTP API serves it at /metrics. Then it starts the MQTT server
-// and then the HTTP API, whose /readyz reports ready once the MQTT server is
-// started and until Close begins. Nothing is global: two nodes with two data
+// on it, the HTTP API serves it at /metrics. It joins the gossip cluster,
+// opens the basekv node (Raft on cluster.raftAddr, state under dataDir) with
+// the dist.worker, inbox.store and retain.store stores, starts the dist and
+// inbox services, builds the auth provider and tenant settings from the
+// auth and tenants sections (warning loudly when auth is the dev
+// provider), then starts the MQTT server and then the HTTP API, whose
+// /readyz reports ready once the MQTT server is started and until Close
+// begins. Nothing is global: two nodes with two data
 // directories and disjoint addresses can run in one process.
 //
 // Node.Close stops, in order: readiness (/readyz turns 503), the MQTT server
 // (v5 clients get DISCONNECT 0x8B "server shutting down"; connections get
-// up to mqtt.drainTimeout), the HTTP API, and finally the lock. It is
+// up to mqtt.drainTimeout), the HTTP API, retain, the inbox service and
+// dist, the stores, the gossip membership, and finally the lock. It is
 // idempotent.
 //
 // # The binary
