@@ -243,11 +243,17 @@ func logDBConfig(s LogDBSize) config.LogDBConfig {
 var quietOnce sync.Once
 
 // quietDragonboat lowers dragonboat's own loggers to warnings: its info
-// logs describe every election and snapshot.
+// logs describe every election and snapshot. Its raft package warns of
+// proposals dropped while a range elects its first leader (basekv retries
+// them) and its config package that the Raft transport has no mutual TLS,
+// at every start: those two log errors only.
 func quietDragonboat() {
 	quietOnce.Do(func() {
-		for _, name := range []string{"raft", "rsm", "transport", "dragonboat", "logdb", "raftpb", "config", "settings", "grpc", "gossip"} {
+		for _, name := range []string{"rsm", "transport", "dragonboat", "logdb", "raftpb", "settings", "grpc", "gossip"} {
 			dblogger.GetLogger(name).SetLevel(dblogger.WARNING)
+		}
+		for _, name := range []string{"raft", "config"} {
+			dblogger.GetLogger(name).SetLevel(dblogger.ERROR)
 		}
 	})
 }
