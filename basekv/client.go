@@ -291,13 +291,13 @@ func (b *batcher) propose(calls []*call) {
 		finish(fmt.Errorf("basekv: range %d refused the command: %s", b.id, res.Data))
 		return
 	}
-	r := decoder{b: res.Data}
+	r := newDecoder(res.Data)
 	for _, c := range calls {
-		status := r.byte()
-		out := r.bytes()
+		status := r.Byte()
+		out := r.Bytes()
 		switch {
-		case r.err != nil:
-			c.err = fmt.Errorf("basekv: range %d: %w", b.id, r.err)
+		case r.Err != nil:
+			c.err = fmt.Errorf("basekv: range %d: %w", b.id, r.Err)
 		case status != 0:
 			c.err = &CoprocError{Msg: string(out)}
 		default:

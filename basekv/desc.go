@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/bifromq-go/bifromq/internal/wire"
 )
 
 // RangeState is the lifecycle state of a range.
@@ -55,15 +57,15 @@ func (d *RangeDescriptor) marshal() []byte {
 var errCorrupt = errors.New("basekv: corrupt encoding")
 
 func unmarshalDescriptor(b []byte) (*RangeDescriptor, error) {
-	r := decoder{b: b}
-	if r.byte() != 1 {
+	r := newDecoder(b)
+	if r.Byte() != 1 {
 		return nil, fmt.Errorf("%w: descriptor format", errCorrupt)
 	}
-	d := &RangeDescriptor{ID: r.uvarint(), Ver: r.uvarint(), State: RangeState(r.byte())}
+	d := &RangeDescriptor{ID: r.Uvarint(), Ver: r.Uvarint(), State: RangeState(r.Byte())}
 	d.Start = r.nilable()
 	d.End = r.nilable()
-	if r.err != nil {
-		return nil, r.err
+	if r.Err != nil {
+		return nil, r.Err
 	}
 	return d, nil
 }
@@ -81,71 +83,25 @@ func appendBytes(b, v []byte) []byte {
 	return append(b, v...)
 }
 
-// decoder reads the encodings of this package; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
+// decoder reads the encodings of this package (internal/wire); the first
+// error, errCorrupt, sticks.
+type decoder struct{ wire.Decoder }
 
-func (r *decoder) fail() {
-	if r.err == nil {
-		r.err = errCorrupt
-	}
-	r.b = nil
-}
+func newDecoder(b []byte) decoder { return decoder{wire.Decoder{B: b, Malformed: errCorrupt}} }
 
-func (r *decoder) byte() byte {
-	if len(r.b) < 1 {
-		r.fail()
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
-
-func (r *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *decoder) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *decoder) bytes() []byte {
-	n := r.uvarint()
-	if uint64(len(r.b)) < n {
-		r.fail()
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
+func (r *decoder) fail() { r.Fail() }
 
 func (r *decoder) nilable() []byte {
-	n := r.uvarint()
+	n := r.Uvarint()
 	if n == 0 {
 		return nil
 	}
 	n--
-	if uint64(len(r.b)) < n {
+	if uint64(len(r.B)) < n {
 		r.fail()
 		return nil
 	}
-	v := append([]byte{}, r.b[:n]...)
-	r.b = r.b[n:]
+	v := append([]byte{}, r.B[:n]...)
+	r.B = r.B[n:]
 	return v
 }

@@ -34,24 +34,24 @@ type rawKV struct{}
 func RawKV(string, uint64, coproc.Boundary) coproc.Coprocessor { return rawKV{} }
 
 func (rawKV) Mutate(_ coproc.MutateContext, in []byte, r coproc.Reader, w coproc.Writer) ([]byte, error) {
-	d := decoder{b: in}
-	switch d.byte() {
+	d := newDecoder(in)
+	switch d.Byte() {
 	case 'P':
-		k, v := d.bytes(), d.bytes()
-		if d.err != nil {
-			return nil, d.err
+		k, v := d.Bytes(), d.Bytes()
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		return nil, w.Put(k, v)
 	case 'D':
-		k := d.bytes()
-		if d.err != nil {
-			return nil, d.err
+		k := d.Bytes()
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		return nil, w.Delete(k)
 	case 'C':
-		k, old, nw := d.bytes(), d.nilable(), d.nilable()
-		if d.err != nil {
-			return nil, d.err
+		k, old, nw := d.Bytes(), d.nilable(), d.nilable()
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		cur, ok, err := r.Get(k)
 		if err != nil {
@@ -74,12 +74,12 @@ func (rawKV) Mutate(_ coproc.MutateContext, in []byte, r coproc.Reader, w coproc
 }
 
 func (rawKV) Query(in []byte, r coproc.Reader) ([]byte, error) {
-	d := decoder{b: in}
-	switch d.byte() {
+	d := newDecoder(in)
+	switch d.Byte() {
 	case 'G':
-		k := d.bytes()
-		if d.err != nil {
-			return nil, d.err
+		k := d.Bytes()
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		v, ok, err := r.Get(k)
 		if err != nil || !ok {
@@ -87,9 +87,9 @@ func (rawKV) Query(in []byte, r coproc.Reader) ([]byte, error) {
 		}
 		return appendNilable(nil, v), nil
 	case 'S':
-		start, end, limit := d.nilable(), d.nilable(), d.uvarint()
-		if d.err != nil {
-			return nil, d.err
+		start, end, limit := d.nilable(), d.nilable(), d.Uvarint()
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		var pairs []byte
 		n := uint64(0)
@@ -157,10 +157,10 @@ func (kv *KV) CAS(ctx context.Context, key, old, new []byte) (bool, []byte, erro
 	if err != nil {
 		return false, nil, err
 	}
-	d := decoder{b: out}
-	swapped := d.byte() == 1
+	d := newDecoder(out)
+	swapped := d.Byte() == 1
 	cur := d.nilable()
-	return swapped, cur, d.err
+	return swapped, cur, d.Err
 }
 
 // Get returns key's value, linearizably.
@@ -172,9 +172,9 @@ func (kv *KV) Get(ctx context.Context, key []byte) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	d := decoder{b: out}
+	d := newDecoder(out)
 	v := d.nilable()
-	return v, v != nil, d.err
+	return v, v != nil, d.Err
 }
 
 // Pair is a key and its value.
@@ -208,15 +208,15 @@ func (kv *KV) Scan(ctx context.Context, start, end []byte, limit int) ([]Pair, e
 		if err != nil {
 			return nil, err
 		}
-		d := decoder{b: res}
-		n := d.uvarint()
+		d := newDecoder(res)
+		n := d.Uvarint()
 		for i := uint64(0); i < n; i++ {
-			k := append([]byte(nil), d.bytes()...)
-			v := append([]byte(nil), d.bytes()...)
+			k := append([]byte(nil), d.Bytes()...)
+			v := append([]byte(nil), d.Bytes()...)
 			out = append(out, Pair{k, v})
 		}
-		if d.err != nil {
-			return nil, d.err
+		if d.Err != nil {
+			return nil, d.Err
 		}
 		if last || (limit > 0 && len(out) >= limit) || (end != nil && bytes.Compare(rangeEnd, end) >= 0) {
 			return out, nil

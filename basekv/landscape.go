@@ -86,11 +86,11 @@ func (n *Node) publishStores() {
 func (n *Node) landscapeDescriptors(name string) map[string][]RangeDescriptor {
 	out := make(map[string][]RangeDescriptor)
 	for node, b := range n.opts.Landscape.Landscape(topicStore + name) {
-		d := decoder{b: b}
-		cnt := d.uvarint()
-		for i := uint64(0); i < cnt && d.err == nil; i++ {
-			desc, err := unmarshalDescriptor(d.bytes())
-			if err != nil || d.err != nil {
+		d := newDecoder(b)
+		cnt := d.Uvarint()
+		for i := uint64(0); i < cnt && d.Err == nil; i++ {
+			desc, err := unmarshalDescriptor(d.Bytes())
+			if err != nil || d.Err != nil {
 				break
 			}
 			out[node] = append(out[node], *desc)

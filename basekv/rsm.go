@@ -145,12 +145,12 @@ func (s *rangeSM) Update(entries []sm.Entry) ([]sm.Entry, error) {
 }
 
 func (s *rangeSM) applyMutate(batch *pebble.Batch, body []byte, isLeader bool) sm.Result {
-	r := decoder{b: body}
-	ver := r.uvarint()
-	ts := r.varint()
-	n := r.uvarint()
-	if r.err != nil {
-		return sm.Result{Value: resInvalid, Data: []byte(r.err.Error())}
+	r := newDecoder(body)
+	ver := r.Uvarint()
+	ts := r.Varint()
+	n := r.Uvarint()
+	if r.Err != nil {
+		return sm.Result{Value: resInvalid, Data: []byte(r.Err.Error())}
 	}
 	if s.desc == nil || ver != s.desc.Ver || s.desc.State != RangeNormal {
 		return s.staleResult()
@@ -160,9 +160,9 @@ func (s *rangeSM) applyMutate(batch *pebble.Batch, body []byte, isLeader bool) s
 	rd := &batchReader{b: batch, desc: s.desc}
 	out := make([]byte, 0, 16*n)
 	for i := uint64(0); i < n; i++ {
-		input := r.bytes()
-		if r.err != nil {
-			return sm.Result{Value: resInvalid, Data: []byte(r.err.Error())}
+		input := r.Bytes()
+		if r.Err != nil {
+			return sm.Result{Value: resInvalid, Data: []byte(r.Err.Error())}
 		}
 		w := &opWriter{desc: s.desc}
 		res, err := s.cp.Mutate(ctx, input, rd, w)
@@ -193,16 +193,16 @@ func (s *rangeSM) staleResult() sm.Result {
 // returned function, run after the batch commits, starts the right half's
 // replica on this node.
 func (s *rangeSM) applySplit(batch *pebble.Batch, body []byte) (sm.Result, func()) {
-	r := decoder{b: body}
-	ver := r.uvarint()
-	key := r.bytes()
-	newID := r.uvarint()
-	n := r.uvarint()
+	r := newDecoder(body)
+	ver := r.Uvarint()
+	key := r.Bytes()
+	newID := r.Uvarint()
+	n := r.Uvarint()
 	members := make(map[uint64]string, n)
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		members[r.uvarint()] = string(r.bytes())
+	for i := uint64(0); i < n && r.Err == nil; i++ {
+		members[r.Uvarint()] = string(r.Bytes())
 	}
-	if r.err != nil || len(members) == 0 {
+	if r.Err != nil || len(members) == 0 {
 		return sm.Result{Value: resInvalid, Data: []byte("bad split command")}, nil
 	}
 	if s.desc == nil || ver != s.desc.Ver || s.desc.State != RangeNormal {
@@ -247,10 +247,10 @@ func (s *rangeSM) applySplit(batch *pebble.Batch, body []byte) (sm.Result, func(
 // answered stale from here on, and the range is no longer routed, so its
 // data is final when its left neighbour absorbs it.
 func (s *rangeSM) applySeal(batch *pebble.Batch, body []byte) sm.Result {
-	r := decoder{b: body}
-	ver := r.uvarint()
-	if r.err != nil {
-		return sm.Result{Value: resInvalid, Data: []byte(r.err.Error())}
+	r := newDecoder(body)
+	ver := r.Uvarint()
+	if r.Err != nil {
+		return sm.Result{Value: resInvalid, Data: []byte(r.Err.Error())}
 	}
 	if s.desc == nil || ver != s.desc.Ver || s.desc.State != RangeNormal {
 		return s.staleResult()
@@ -269,10 +269,10 @@ func (s *rangeSM) applySeal(batch *pebble.Batch, body []byte) sm.Result {
 // every replica of the right range to apply its seal). The right range's
 // system keys go, and its replica stops after the batch commits.
 func (s *rangeSM) applyMerge(batch *pebble.Batch, body []byte) (sm.Result, func()) {
-	r := decoder{b: body}
-	ver := r.uvarint()
-	rd, err := unmarshalDescriptor(r.bytes())
-	if r.err != nil || err != nil {
+	r := newDecoder(body)
+	ver := r.Uvarint()
+	rd, err := unmarshalDescriptor(r.Bytes())
+	if r.Err != nil || err != nil {
 		return sm.Result{Value: resInvalid, Data: []byte("bad merge command")}, nil
 	}
 	if s.desc == nil || ver != s.desc.Ver || s.desc.State != RangeNormal {

@@ -202,16 +202,16 @@ func (li *localInfo) marshal() []byte {
 }
 
 func unmarshalLocalInfo(b []byte) (*localInfo, error) {
-	r := decoder{b: b}
-	li := &localInfo{replicaID: r.uvarint()}
-	flags := r.byte()
+	r := newDecoder(b)
+	li := &localInfo{replicaID: r.Uvarint()}
+	flags := r.Byte()
 	li.join, li.learner = flags&1 != 0, flags&2 != 0
-	n := r.uvarint()
+	n := r.Uvarint()
 	li.members = make(map[uint64]string, n)
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		li.members[r.uvarint()] = string(r.bytes())
+	for i := uint64(0); i < n && r.Err == nil; i++ {
+		li.members[r.Uvarint()] = string(r.Bytes())
 	}
-	return li, r.err
+	return li, r.Err
 }
 
 func localInfoKey(id uint64) []byte { return rangeKey(id, 'i') }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bifromq-go/bifromq/basekv"
 	"github.com/bifromq-go/bifromq/basekv/coproc"
+	"github.com/bifromq-go/bifromq/internal/wire"
 )
 
 // WorkerStore is the basekv store that holds the routes.
@@ -33,32 +34,16 @@ func WorkerCoprocessor(string, uint64, coproc.Boundary) coproc.Coprocessor {
 var errBadInput = errors.New("dist: malformed worker input")
 
 func readInput(in []byte) (op byte, inc uint64, a, b []byte, err error) {
-	if len(in) == 0 {
-		return 0, 0, nil, nil, errBadInput
-	}
-	op, in = in[0], in[1:]
+	d := wire.Decoder{B: in, Malformed: errBadInput}
+	op = d.Byte()
 	if op == 'A' || op == 'R' {
-		v, n := binary.Uvarint(in)
-		if n <= 0 {
-			return 0, 0, nil, nil, errBadInput
-		}
-		inc, in = v, in[n:]
+		inc = d.Uvarint()
 	}
-	read := func() []byte {
-		l, n := binary.Uvarint(in)
-		if n <= 0 || uint64(len(in)-n) < l {
-			err = errBadInput
-			return nil
-		}
-		v := in[n : n+int(l)]
-		in = in[n+int(l):]
-		return v
-	}
-	a = read()
+	a = d.Bytes()
 	if op == 'M' {
-		b = read()
+		b = d.Bytes()
 	}
-	return op, inc, a, b, err
+	return op, inc, a, b, d.Err
 }
 
 func (c workerCoproc) Mutate(_ coproc.MutateContext, in []byte, r coproc.Reader, w coproc.Writer) ([]byte, error) {
@@ -126,8 +111,7 @@ func (c workerCoproc) Query(in []byte, r coproc.Reader) ([]byte, error) {
 			}
 			rt.Incarnation, _ = binary.Uvarint(v)
 		}
-		out = binary.AppendUvarint(out, uint64(len(k)))
-		out = append(out, k...)
+		out = wire.AppendBytes(out, k)
 		out = binary.AppendUvarint(out, rt.Incarnation)
 	}
 	return out, nil
@@ -172,9 +156,7 @@ func (w *Worker) change(ctx context.Context, op byte, r Route, inc uint64) (bool
 		return false, fmt.Errorf("dist: route kind %d", r.Kind)
 	}
 	key := RouteKey(r)
-	in := binary.AppendUvarint([]byte{op}, inc)
-	in = binary.AppendUvarint(in, uint64(len(key)))
-	in = append(in, key...)
+	in := wire.AppendBytes(binary.AppendUvarint([]byte{op}, inc), key)
 	out, err := w.s.Mutate(ctx, key, in)
 	if err != nil {
 		return false, err
@@ -196,37 +178,24 @@ func (w *Worker) RemoveRoute(ctx context.Context, r Route, incarnation uint64) (
 // Match returns tenant's routes matching topic, each with the incarnation
 // that holds it, read from a local replica where there is one.
 func (w *Worker) Match(ctx context.Context, tenant, topic string) ([]Route, error) {
-	in := []byte{'M'}
-	in = binary.AppendUvarint(in, uint64(len(tenant)))
-	in = append(in, tenant...)
-	in = binary.AppendUvarint(in, uint64(len(topic)))
-	in = append(in, topic...)
+	in := wire.AppendBytes(wire.AppendBytes([]byte{'M'}, tenant), topic)
 	out, err := w.s.Query(ctx, appendSeg(nil, tenant), in, false)
 	if err != nil {
 		return nil, err
 	}
-	n, k := binary.Uvarint(out)
-	if k <= 0 {
-		return nil, errBadInput
-	}
-	out = out[k:]
+	d := wire.Decoder{B: out, Malformed: errBadInput}
+	n := d.Count()
 	routes := make([]Route, 0, n)
-	for i := uint64(0); i < n; i++ {
-		l, k := binary.Uvarint(out)
-		if k <= 0 || uint64(len(out)-k) < l {
-			return nil, errBadInput
-		}
-		r, err := DecodeRouteKey(out[k : k+int(l)])
+	for i := 0; i < n && d.Err == nil; i++ {
+		r, err := DecodeRouteKey(d.Bytes())
 		if err != nil {
 			return nil, err
 		}
-		out = out[k+int(l):]
-		inc, k := binary.Uvarint(out)
-		if k <= 0 {
-			return nil, errBadInput
-		}
-		r.Incarnation, out = inc, out[k:]
+		r.Incarnation = d.Uvarint()
 		routes = append(routes, r)
+	}
+	if d.Err != nil {
+		return nil, d.Err
 	}
 	return routes, nil
 }

@@ -56,7 +56,6 @@ func (o *ServiceOptions) Validate() error {
 // delayed wills.
 type Service struct {
 	*Client // the store client: Attach, Subscribe, Insert, Fetch, ...
-	c       *Client
 	router  Router
 	opts    ServiceOptions
 	m       *serviceMetrics
@@ -86,7 +85,7 @@ func NewService(c *Client, router Router, o ServiceOptions) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Service{Client: c, c: c, router: router, opts: o, m: newServiceMetrics(o.Registerer), stop: make(chan struct{}),
+	s := &Service{Client: c, router: router, opts: o, m: newServiceMetrics(o.Registerer), stop: make(chan struct{}),
 		listeners: make(map[listenKey]*listener)}
 	s.wg.Add(1)
 	go s.expiryLoop()
@@ -168,7 +167,7 @@ func (s *Service) Deliver(ctx context.Context, batch []dist.Delivery) []dist.Res
 		go func() {
 			defer wg.Done()
 			p.res = make([]dist.Result, len(p.items))
-			rs, err := s.c.InsertBatch(ctx, k.tenant, k.id, k.inc, p.items)
+			rs, err := s.InsertBatch(ctx, k.tenant, k.id, k.inc, p.items)
 			for j := range p.items {
 				switch {
 				case errors.Is(err, ErrNoInbox):
@@ -231,7 +230,7 @@ func (s *Service) expiryLoop() {
 func (s *Service) expireOnce() {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
-		items, err := s.c.Expire(ctx, 1000)
+		items, err := s.Expire(ctx, 1000)
 		cancel()
 		if err != nil {
 			s.opts.Logger.Warn("inbox expiry scan", "err", err)

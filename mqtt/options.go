@@ -14,13 +14,6 @@ import (
 	"github.com/bifromq-go/bifromq/mqtt/settings"
 )
 
-// defaultSettings gives every tenant settings.Defaults.
-type defaultSettings struct{}
-
-var theDefaults = settings.Defaults()
-
-func (defaultSettings) For(string) *settings.Settings { return &theDefaults }
-
 // ListenerKind names a transport.
 type ListenerKind string
 
@@ -238,7 +231,8 @@ func (o *Options) EnsureDefaults() *Options {
 		o.Auth = auth.DevOnly{}
 	}
 	if o.Settings == nil {
-		o.Settings = defaultSettings{}
+		// The defaults are valid, so NewStatic cannot fail here.
+		o.Settings, _ = settings.NewStatic(settings.Defaults(), nil)
 	}
 	if o.DenySubscribeCode == 0 {
 		o.DenySubscribeCode = packet.NotAuthorized

@@ -29,7 +29,6 @@ type outbox struct {
 	head     int
 	qos0     int // QoS 0 messages in queue
 	qosN     int // QoS 1 and 2 messages in queue
-	bytes    int64
 	acks     []ack
 	inflight map[uint16]*inflight
 	window   int
@@ -58,7 +57,6 @@ type inflight struct {
 	rec    bool // QoS 2: PUBREC received, PUBREL sent, awaiting PUBCOMP
 	stored bool // from the inbox: seq is its send-buffer entry
 	seq    uint64
-	sentAt time.Time
 }
 
 // ack is an acknowledgement packet owed to the client (PUBACK, PUBREC,
@@ -158,7 +156,6 @@ func (o *outbox) offer(t *target, mayWait bool) <-chan struct{} {
 	} else {
 		o.qosN++
 	}
-	o.bytes += size
 	s.metrics.queuedBytes.Add(float64(size))
 	o.kickLocked()
 	o.mu.Unlock()
@@ -266,7 +263,6 @@ func (o *outbox) releaseLocked(ts []*target) {
 			o.qosN--
 		}
 	}
-	o.bytes -= n
 	o.c.s.queued.Add(-n)
 	o.c.s.metrics.queuedBytes.Sub(float64(n))
 }
@@ -317,7 +313,7 @@ func (o *outbox) send() {
 				} else {
 					id = o.nextPacketID()
 				}
-				o.inflight[id] = &inflight{qos: t.qos, stored: t.stored, seq: t.seq, sentAt: time.Now()}
+				o.inflight[id] = &inflight{qos: t.qos, stored: t.stored, seq: t.seq}
 				batch = append(batch, sending{t, id})
 			} else {
 				batch = append(batch, sending{t, 0})
@@ -430,7 +426,7 @@ func (o *outbox) fetch() {
 			if e.Rec {
 				// PUBREC came before the resume: the flow goes on with PUBREL.
 				id := idFor(e.Seq)
-				o.inflight[id] = &inflight{qos: 2, rec: true, stored: true, seq: e.Seq, sentAt: time.Now()}
+				o.inflight[id] = &inflight{qos: 2, rec: true, stored: true, seq: e.Seq}
 				o.acks = append(o.acks, ack{t: packet.PUBREL, id: id})
 				continue
 			}

@@ -265,7 +265,7 @@ func (c *Client) match(ctx context.Context, tenant, filter string, limit int, no
 		read += int(d.Uvarint())
 		n := d.Uvarint()
 		if d.Err == nil && n > uint64(len(d.B)) {
-			d.fail()
+			d.Fail()
 		}
 		var lastInAnswer []byte
 		for i := uint64(0); i < n && d.Err == nil; i++ {

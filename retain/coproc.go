@@ -3,7 +3,6 @@ package retain
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -251,14 +250,7 @@ func cloneNilable(b []byte) []byte {
 // sticks. Slices it returns alias its buffer.
 type decoder struct{ wire.Decoder }
 
-func newDecoder(b []byte) *decoder { return &decoder{wire.Decoder{B: b}} }
-
-func (d *decoder) fail() {
-	if d.Err == nil {
-		d.Err = errBadInput
-	}
-	d.B = nil
-}
+func newDecoder(b []byte) *decoder { return &decoder{wire.Decoder{B: b, Malformed: errBadInput}} }
 
 func (d *decoder) nilable() []byte {
 	switch d.Byte() {
@@ -271,16 +263,13 @@ func (d *decoder) nilable() []byte {
 		}
 		return v
 	}
-	d.fail()
+	d.Fail()
 	return nil
 }
 
 // end reports a decoding error or trailing bytes.
 func (d *decoder) end() error {
-	switch {
-	case d.Err != nil && !errors.Is(d.Err, errBadInput):
-		d.Err = fmt.Errorf("%w: %v", errBadInput, d.Err)
-	case d.Err == nil && len(d.B) != 0:
+	if d.Err == nil && len(d.B) != 0 {
 		d.Err = fmt.Errorf("%w: %d trailing bytes", errBadInput, len(d.B))
 	}
 	return d.Err

@@ -13,8 +13,6 @@ var (
 	// errNotLoopback: -h is not loopback-only and -allow-remote is not
 	// given (exit code 2). Main prints it after "bifromq bench: ".
 	errNotLoopback = errors.New("not a loopback address")
-	// errTextFrame: the server sent a WebSocket text message.
-	errTextFrame = errors.New("bench: websocket text message; MQTT needs binary")
 )
 
 // Error kinds, the keys errors are counted and logged by. A kind that

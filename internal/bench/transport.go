@@ -4,17 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bifromq-go/bifromq/internal/wsconn"
 )
 
 // dialer opens the byte stream of one client: TCP, TLS, WebSocket or WSS.
@@ -89,7 +88,7 @@ func (d *dialer) dial(ctx context.Context) (net.Conn, error) {
 			ws.Close()
 			return nil, fmt.Errorf("websocket %s: server chose subprotocol %q, not mqtt", d.wsURL, ws.Subprotocol())
 		}
-		return &wsConn{ws: ws}, nil
+		return wsconn.New(ws), nil
 	}
 	if d.tls != nil {
 		td := tls.Dialer{NetDialer: &nd, Config: d.tls}
@@ -103,90 +102,6 @@ func (d *dialer) dial(ctx context.Context) (net.Conn, error) {
 		_ = tc.SetNoDelay(true) // writes are batched by the client's bufio.Writer
 	}
 	return c, nil
-}
-
-// wsConn is a WebSocket connection as a net.Conn carrying MQTT in binary
-// messages. Each Write is one message; Read concatenates messages. One
-// goroutine may Read while another Writes (Writes must not be concurrent);
-// Close and the deadline setters may be called at any time.
-type wsConn struct {
-	ws *websocket.Conn
-	r  io.Reader // the message being read; used by the reading goroutine only
-	// wdl is the write deadline, applied by Write.
-	wdl struct {
-		sync.Mutex
-		t time.Time
-	}
-
-	closeOnce sync.Once
-	closeErr  error
-}
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			typ, r, err := c.ws.NextReader()
-			if err != nil {
-				if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
-					return 0, io.EOF
-				}
-				return 0, err
-			}
-			if typ != websocket.BinaryMessage {
-				return 0, errTextFrame
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if err == io.EOF {
-			c.r = nil
-			err = nil
-		}
-		if n > 0 || err != nil {
-			return n, err
-		}
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	c.wdl.Lock()
-	dl := c.wdl.t
-	c.wdl.Unlock()
-	// gorilla's write deadline is not safe to set during a write; it is
-	// only set here, and Writes are serialised by the caller.
-	_ = c.ws.SetWriteDeadline(dl)
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// Close sends a close frame (best effort, briefly) and closes the socket.
-func (c *wsConn) Close() error {
-	c.closeOnce.Do(func() {
-		_ = c.ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
-		c.closeErr = c.ws.Close()
-	})
-	return c.closeErr
-}
-
-func (c *wsConn) LocalAddr() net.Addr  { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr { return c.ws.RemoteAddr() }
-
-func (c *wsConn) SetDeadline(t time.Time) error {
-	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
-}
-
-func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
-
-// SetWriteDeadline applies to later writes and, through the socket, to a
-// write in progress.
-func (c *wsConn) SetWriteDeadline(t time.Time) error {
-	c.wdl.Lock()
-	c.wdl.t = t
-	c.wdl.Unlock()
-	return c.ws.NetConn().SetWriteDeadline(t)
 }
 
 // resolveTarget returns the host:port to dial. Without -allow-remote it

@@ -40,14 +40,21 @@ func AppendBool(b []byte, v bool) []byte {
 type Decoder struct {
 	B   []byte // the input not yet read
 	Err error  // the first error
+	// Malformed is the error a failed read records; nil means ErrShort.
+	Malformed error
 }
 
 // NewDecoder returns a Decoder over b.
 func NewDecoder(b []byte) *Decoder { return &Decoder{B: b} }
 
-func (d *Decoder) fail() {
+// Fail records a malformed input (Malformed, else ErrShort) unless an
+// error is recorded already, and drops the rest of the input.
+func (d *Decoder) Fail() {
 	if d.Err == nil {
-		d.Err = ErrShort
+		d.Err = d.Malformed
+		if d.Err == nil {
+			d.Err = ErrShort
+		}
 	}
 	d.B = nil
 }
@@ -55,7 +62,7 @@ func (d *Decoder) fail() {
 // Byte reads one byte.
 func (d *Decoder) Byte() byte {
 	if len(d.B) < 1 {
-		d.fail()
+		d.Fail()
 		return 0
 	}
 	v := d.B[0]
@@ -70,7 +77,7 @@ func (d *Decoder) Bool() bool { return d.Byte() != 0 }
 func (d *Decoder) Uvarint() uint64 {
 	v, n := binary.Uvarint(d.B)
 	if n <= 0 {
-		d.fail()
+		d.Fail()
 		return 0
 	}
 	d.B = d.B[n:]
@@ -81,7 +88,7 @@ func (d *Decoder) Uvarint() uint64 {
 func (d *Decoder) Varint() int64 {
 	v, n := binary.Varint(d.B)
 	if n <= 0 {
-		d.fail()
+		d.Fail()
 		return 0
 	}
 	d.B = d.B[n:]
@@ -91,7 +98,7 @@ func (d *Decoder) Varint() int64 {
 // Uint64 reads 8 big-endian bytes.
 func (d *Decoder) Uint64() uint64 {
 	if len(d.B) < 8 {
-		d.fail()
+		d.Fail()
 		return 0
 	}
 	v := binary.BigEndian.Uint64(d.B)
@@ -103,7 +110,7 @@ func (d *Decoder) Uint64() uint64 {
 func (d *Decoder) Bytes() []byte {
 	l := d.Uvarint()
 	if d.Err != nil || l > uint64(len(d.B)) {
-		d.fail()
+		d.Fail()
 		return nil
 	}
 	v := d.B[:l:l]
@@ -129,7 +136,7 @@ func (d *Decoder) Copy() []byte {
 func (d *Decoder) Count() int {
 	n := d.Uvarint()
 	if d.Err == nil && n > uint64(len(d.B)) {
-		d.fail()
+		d.Fail()
 		return 0
 	}
 	return int(n)

@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/bifromq-go/bifromq/internal/wsconn"
 )
 
 // The listener kinds Listen knows.
@@ -37,7 +39,7 @@ var (
 	// ErrTextFrame is returned by Read on a WebSocket connection whose
 	// client sent a text frame; MQTT is carried in binary frames only
 	// (MQTT 5.0 §6.0). The connection has been closed.
-	ErrTextFrame = errors.New("transport: WebSocket text frame received; MQTT requires binary frames")
+	ErrTextFrame = wsconn.ErrTextFrame
 )
 
 // Config describes one listener. The zero value of a field means "use the
