@@ -2,13 +2,15 @@
 # bench/peers.sh — the same load, interleaved, against BifroMQ-Go, mosquitto
 # (Debian) and mochi-mqtt (go install), one broker at a time, on loopback.
 #
-#   bench/peers.sh [-n messages-per-publisher] [-o results.md]
+#   bench/peers.sh [-n messages-per-publisher] [-r latency-repeats] [-s scenario,...] [-o results.md]
 #
 # Fair pairing on a 2-core machine: the broker under test (ours or a peer)
 # runs pinned to CPU 0, the load tool (`bifromq bench`) to CPU 1. Each
 # scenario runs twice per broker: first unpaced, for the maximum
 # throughput; then at half the slowest broker's maximum, for latency
-# percentiles that show the broker rather than a queue. Every broker
+# percentiles that show the broker rather than a queue: that run is
+# repeated (-r, default 3), the brokers taking turns, and the median p50
+# and p99 are reported, since one run's tail varies by a fifth. Every broker
 # listens on 127.0.0.1 only. Prints a markdown table: msgs/s (and the
 # ratio to each peer), p50/p99 at the fixed rate, the broker's peak RSS and
 # CPU, and messages lost.
@@ -16,11 +18,15 @@ set -euo pipefail
 
 N=20000
 OUT=""
-while getopts "n:o:" opt; do
+ONLY=""
+REPS=3
+while getopts "n:o:r:s:" opt; do
 	case $opt in
 	n) N=$OPTARG ;;
 	o) OUT=$OPTARG ;;
-	*) echo "usage: $0 [-n messages-per-publisher] [-o results.md]" >&2; exit 2 ;;
+	r) REPS=$OPTARG ;;
+	s) ONLY=",$OPTARG," ;;
+	*) echo "usage: $0 [-n messages-per-publisher] [-r latency-repeats] [-s scenario,...] [-o results.md]" >&2; exit 2 ;;
 	esac
 done
 
@@ -100,6 +106,7 @@ stop_broker() {
 	fi
 }
 
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$BROKER_PID/stat"; }
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$BROKER_PID/status"; }
 cur_rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$BROKER_PID/status"; }
@@ -148,6 +155,13 @@ SCENARIOS=(
 	"persistent-p2p-qos1|20|pp/%i|20|pp/%i|1|-clean=false"
 )
 BROKERS=(bifromq mosquitto mochi)
+if [ -n "$ONLY" ]; then # -s: only the named scenarios (and no idle-connection run unless "idle" is named)
+	kept=()
+	for sc in "${SCENARIOS[@]}"; do
+		case $ONLY in *",${sc%%|*},"*) kept+=("$sc") ;; esac
+	done
+	SCENARIOS=("${kept[@]}")
+fi
 
 declare -A MAXRATE LOST CPU RSS P50 P99
 for sc in "${SCENARIOS[@]}"; do
@@ -165,19 +179,27 @@ for sc in "${SCENARIOS[@]}"; do
 	perpub=$(awk -v r="$slowest" -v p="$pubs" -v s="$subs" -v n="$name" 'BEGIN {
 		if (n ~ /^fanout/) r = r / s;   # the subscribers receive subs x what is published
 		v = r / 2 / p; if (v < 1) v = 1; printf "%.0f", v }')
+	declare -A P50S=() P99S=()
+	for rep in $(seq "$REPS"); do
+		for b in "${BROKERS[@]}"; do
+			echo "== $name on $b (fixed $perpub msgs/s per publisher, run $rep of $REPS)" >&2
+			start_broker "$b"
+			read -r _ p50 p99 _ _ _ <<<"$(run_scenario "$name" "$subs" "$filter" "$pubs" "$topic" "$qos" "$subflags" "$perpub")"
+			stop_broker
+			P50S[$b]+="$p50 " P99S[$b]+="$p99 "
+			echo "   p50 $p50 ms, p99 $p99 ms" >&2
+		done
+	done
 	for b in "${BROKERS[@]}"; do
-		echo "== $name on $b (fixed $perpub msgs/s per publisher)" >&2
-		start_broker "$b"
-		read -r _ p50 p99 _ _ _ <<<"$(run_scenario "$name" "$subs" "$filter" "$pubs" "$topic" "$qos" "$subflags" "$perpub")"
-		stop_broker
-		P50[$name,$b]=$p50 P99[$name,$b]=$p99
-		echo "   p50 $p50 ms, p99 $p99 ms" >&2
+		P50[$name,$b]=$(median ${P50S[$b]}) P99[$name,$b]=$(median ${P99S[$b]})
 	done
 done
 
 # Idle connections: RSS per connection at 10k.
 declare -A PERCONN
-for b in "${BROKERS[@]}"; do
+IDLE_BROKERS=("${BROKERS[@]}")
+case ${ONLY:-,idle,} in *,idle,*) ;; *) IDLE_BROKERS=() ;; esac
+for b in "${IDLE_BROKERS[@]}"; do
 	echo "== idle 10k connections on $b" >&2
 	start_broker "$b"
 	sleep 1
@@ -198,7 +220,7 @@ done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "-" }'; }
 {
-	echo "Messages per publisher: $N. Broker on CPU 0, load tool on CPU 1; latency at half the slowest broker's maximum."
+	echo "Messages per publisher: $N. Broker on CPU 0, load tool on CPU 1; latency at half the slowest broker's maximum, median of $REPS runs."
 	echo
 	echo "| scenario | broker | msgs/s | vs mosquitto | vs mochi | p50 ms | p99 ms | lost | CPU % | peak RSS MB |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -210,9 +232,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; el
 		done
 	done
 	echo
-	echo "| idle connections (10k) | KB RSS per connection |"
-	echo "|---|---:|"
-	for b in "${BROKERS[@]}"; do
-		echo "| $b | ${PERCONN[$b]} |"
-	done
+	if [ ${#IDLE_BROKERS[@]} -gt 0 ]; then
+		echo "| idle connections (10k) | KB RSS per connection |"
+		echo "|---|---:|"
+		for b in "${IDLE_BROKERS[@]}"; do
+			echo "| $b | ${PERCONN[$b]} |"
+		done
+	fi
 } | tee ${OUT:+"$OUT"}

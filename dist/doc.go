@@ -35,6 +35,11 @@
 // and are acknowledged, in publish order. A receiver its deliverer
 // reports gone is unrouted with the incarnation Match saw, so a newer
 // add of the same route survives. Service.Pub is the blocking form.
+// Service.PubInline skips the lane when it can: the lane has nothing
+// pending, the routes are cached and all belong to one InlineDeliverer
+// (the node's transient sessions); then it delivers on the caller's
+// goroutine, with no hand-off, and order holds since nothing of that
+// publisher was pending.
 // Match results are cached per (tenant, topic): every route change made
 // through the Service invalidates the cache before it returns, and an
 // entry lives at most a second (for changes made through other nodes).

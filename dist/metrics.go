@@ -8,6 +8,7 @@ type serviceMetrics struct {
 	// deliveries by result, resolved once
 	delivered, noReceiver, failed, noDeliverer prometheus.Counter
 	unrouted                                   prometheus.Counter
+	inline                                     prometheus.Counter
 	batchSize                                  prometheus.Histogram
 }
 
@@ -23,6 +24,10 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 		unrouted: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "dist", Name: "unrouted_total", Help: "Routes removed because their receiver was gone.",
 		}),
+		inline: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "dist", Name: "pubs_inline_total",
+			Help: "Messages delivered on the publisher's goroutine (cached routes, one inline deliverer, an idle lane).",
+		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "dist", Name: "batch_size", Help: "Publishes handled per lane batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 6),
@@ -33,7 +38,7 @@ func newServiceMetrics(reg prometheus.Registerer) *serviceMetrics {
 	m.failed = m.deliveries.WithLabelValues("failed")
 	m.noDeliverer = m.deliveries.WithLabelValues("no_deliverer")
 	if reg != nil {
-		reg.MustRegister(m.pubs, m.deliveries, m.unrouted, m.batchSize)
+		reg.MustRegister(m.pubs, m.deliveries, m.unrouted, m.inline, m.batchSize)
 	}
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,16 @@ type Deliverer interface {
 	Deliver(ctx context.Context, batch []Delivery) []Result
 }
 
+// InlineDeliverer marks a Deliverer whose Deliver does no I/O and bounds
+// its own waits (the node's transient sessions, which only queue copies on
+// connections). Service.PubInline calls it on the publisher's goroutine,
+// with the publisher's context, with no hand-off to a lane (the lowest
+// latency; the lanes batch whenever publishes queue up).
+type InlineDeliverer interface {
+	Deliverer
+	DeliversInline()
+}
+
 // Service routes published messages: it matches them against the routes
 // in the dist.worker store, picks one member per shared group, groups the
 // deliveries by deliverer and unroutes receivers that are gone.
@@ -72,13 +83,15 @@ type Deliverer interface {
 // batches one after another and completes them in order, so one
 // publisher's messages reach every receiver in the order they were
 // published (MQTT 4.6), and their completions run in that order too.
+// PubInline skips the lane only when nothing of the lane is pending, so
+// that order holds either way.
 //
 // All methods are safe for concurrent use.
 type Service struct {
 	worker  *Worker
 	opts    ServiceOptions
 	metrics *serviceMetrics
-	lanes   []chan *pubReq
+	lanes   []*lane
 	unroute chan Route
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -147,6 +160,13 @@ func (o *ServiceOptions) ensureDefaults() {
 // because it was closed.
 var ErrClosed = errors.New("dist: service closed")
 
+// lane is one publish lane: its queue, and the publishes queued or being
+// handled (a publish may go inline only when there are none).
+type lane struct {
+	ch      chan *pubReq
+	pending atomic.Int64
+}
+
 type pubReq struct {
 	tenant string
 	msg    *Message
@@ -154,6 +174,15 @@ type pubReq struct {
 	// filled while the batch is handled
 	accepted int
 	errs     []error
+}
+
+// pubReqs recycles pubReqs once completed.
+var pubReqs = sync.Pool{New: func() any { return new(pubReq) }}
+
+func putPubReq(r *pubReq) {
+	clear(r.errs)
+	*r = pubReq{errs: r.errs[:0]}
+	pubReqs.Put(r)
 }
 
 // NewService starts a service over w. Close stops it.
@@ -166,13 +195,13 @@ func NewService(w *Worker, o ServiceOptions) (*Service, error) {
 		worker:  w,
 		opts:    o,
 		metrics: newServiceMetrics(o.Registerer),
-		lanes:   make([]chan *pubReq, o.Lanes),
+		lanes:   make([]*lane, o.Lanes),
 		unroute: make(chan Route, 1024),
 		stop:    make(chan struct{}),
 		owners:  make(map[string]Deliverer),
 	}
 	for i := range s.lanes {
-		s.lanes[i] = make(chan *pubReq, o.LaneQueue)
+		s.lanes[i] = &lane{ch: make(chan *pubReq, o.LaneQueue)}
 		s.wg.Add(1)
 		go s.runLane(s.lanes[i])
 	}
@@ -190,10 +219,12 @@ func (s *Service) Close() error {
 		for _, l := range s.lanes {
 			for {
 				select {
-				case r := <-l:
+				case r := <-l.ch:
 					if r.done != nil {
 						r.done(0, ErrClosed)
 					}
+					l.pending.Add(-1)
+					putPubReq(r)
 					continue
 				default:
 				}
@@ -241,28 +272,155 @@ var ErrNoDeliverer = errors.New("dist: no deliverer for the receiver")
 // answered. done must not block. PubAsync blocks while the lane is full,
 // which paces a fast publisher; msg must not change afterwards.
 func (s *Service) PubAsync(tenant string, msg *Message, done func(int, error)) {
-	// FNV-1a of tenant, 0, publisher, computed inline (no allocation).
+	l := s.lane(tenant, msg.Publisher)
+	r := pubReqs.Get().(*pubReq)
+	r.tenant, r.msg, r.done = tenant, msg, done
+	l.pending.Add(1)
+	select {
+	case <-s.stop:
+	default:
+		select {
+		case l.ch <- r:
+			return
+		case <-s.stop:
+		}
+	}
+	l.pending.Add(-1)
+	putPubReq(r)
+	if done != nil {
+		done(0, ErrClosed)
+	}
+}
+
+// PubInline delivers msg on the caller's goroutine when it can: its lane
+// has nothing pending (so nothing of this publisher is, and order holds),
+// its routes are cached, and they all belong to one InlineDeliverer (or
+// there are none). Then it returns the number of deliveries accepted, the
+// failures joined, and true; ctx is handed to the deliverer. Otherwise it
+// does nothing and returns false, quickly: use PubAsync.
+func (s *Service) PubInline(ctx context.Context, tenant string, msg *Message) (int, error, bool) {
+	if s.lane(tenant, msg.Publisher).pending.Load() != 0 {
+		return 0, nil, false
+	}
+	return s.pubInline(ctx, tenant, msg)
+}
+
+// lane returns the lane of (tenant, publisher): FNV-1a of tenant, 0,
+// publisher, computed inline (no allocation).
+func (s *Service) lane(tenant, publisher string) *lane {
 	h := uint32(2166136261)
-	for _, part := range [2]string{tenant, msg.Publisher} {
+	for _, part := range [2]string{tenant, publisher} {
 		for i := 0; i < len(part); i++ {
 			h = (h ^ uint32(part[i])) * 16777619
 		}
 		h *= 16777619 // the 0 separator
 	}
-	lane := s.lanes[h%uint32(len(s.lanes))]
-	r := &pubReq{tenant: tenant, msg: msg, done: done}
-	select {
-	case <-s.stop:
-	default:
-		select {
-		case lane <- r:
-			return
-		case <-s.stop:
+	return s.lanes[h%uint32(len(s.lanes))]
+}
+
+// inlineScratch is the reusable state of one inline publish.
+type inlineScratch struct {
+	deliveries []Delivery
+}
+
+var inlineScratches = sync.Pool{New: func() any { return new(inlineScratch) }}
+
+func (s *Service) pubInline(ctx context.Context, tenant string, msg *Message) (int, error, bool) {
+	routes, ok := s.cache.get(tenant, msg.Topic, time.Now().UnixNano())
+	if !ok {
+		return 0, nil, false
+	}
+	routes = pickShared(routes, msg.Publisher)
+	var owner []byte
+	for _, rt := range routes {
+		name, ok := delivererOf(rt.Receiver)
+		if !ok {
+			continue
+		}
+		if owner == nil {
+			owner = name
+		} else if !bytes.Equal(owner, name) {
+			return 0, nil, false // more than one deliverer: the lane groups them
 		}
 	}
-	if done != nil {
-		done(0, ErrClosed)
+	var d Deliverer
+	if owner != nil {
+		s.mu.RLock()
+		d = s.owners[string(owner)]
+		s.mu.RUnlock()
+		if _, inline := d.(InlineDeliverer); !inline {
+			return 0, nil, false
+		}
 	}
+	select {
+	case <-s.stop:
+		return 0, nil, false // PubAsync reports ErrClosed
+	default:
+	}
+	sc := inlineScratches.Get().(*inlineScratch)
+	defer func() {
+		clear(sc.deliveries)
+		sc.deliveries = sc.deliveries[:0]
+		inlineScratches.Put(sc)
+	}()
+	for _, rt := range routes {
+		if _, ok := delivererOf(rt.Receiver); ok {
+			sc.deliveries = append(sc.deliveries, Delivery{Route: rt, Message: msg})
+		}
+	}
+	var accepted int
+	var errs []error
+	if len(sc.deliveries) > 0 {
+		results := d.Deliver(ctx, sc.deliveries)
+		for i := range sc.deliveries {
+			switch s.tally(results, i, sc.deliveries[i].Route) {
+			case Delivered:
+				accepted++
+			case Failed:
+				errs = append(errs, deliveryFailed(sc.deliveries[i].Route))
+			}
+		}
+	}
+	s.metrics.pubs.Inc()
+	s.metrics.inline.Inc()
+	return accepted, errors.Join(errs...), true
+}
+
+// delivererOf returns the deliverer name of a receiver.
+func delivererOf(receiver []byte) ([]byte, bool) {
+	i := bytes.IndexByte(receiver, 0)
+	if i < 0 {
+		return nil, false
+	}
+	return receiver[:i], true
+}
+
+// tally returns delivery i's result (Failed when the deliverer answered
+// none), counts it, and queues the route for removal when the receiver is
+// gone.
+func (s *Service) tally(results []Result, i int, rt Route) Result {
+	res := Failed
+	if i < len(results) {
+		res = results[i]
+	}
+	switch res {
+	case Delivered:
+		s.metrics.delivered.Inc()
+	case NoReceiver:
+		s.metrics.noReceiver.Inc()
+		select {
+		case s.unroute <- rt:
+		default: // a later delivery will find it again
+		}
+	default:
+		res = Failed
+		s.metrics.failed.Inc()
+	}
+	return res
+}
+
+func deliveryFailed(rt Route) error {
+	return fmt.Errorf("dist: delivery to %q failed", rt.Receiver)
 }
 
 // Pub delivers msg to tenant's matching routes and returns how many
@@ -283,13 +441,14 @@ func (s *Service) Pub(ctx context.Context, tenant string, msg *Message) (int, er
 	}
 }
 
-func (s *Service) runLane(lane chan *pubReq) {
+func (s *Service) runLane(l *lane) {
 	defer s.wg.Done()
 	batch := make([]*pubReq, 0, s.opts.MaxBatch)
 	var sc laneScratch
+	defer sc.release()
 	for {
 		select {
-		case r := <-lane:
+		case r := <-l.ch:
 			batch = append(batch, r)
 		case <-s.stop:
 			return
@@ -297,13 +456,19 @@ func (s *Service) runLane(lane chan *pubReq) {
 	fill:
 		for len(batch) < s.opts.MaxBatch {
 			select {
-			case r := <-lane:
+			case r := <-l.ch:
 				batch = append(batch, r)
 			default:
 				break fill
 			}
 		}
 		s.handle(batch, &sc)
+		for _, r := range batch {
+			putPubReq(r)
+		}
+		// Only now: a publish that finds the lane empty may go inline,
+		// after every earlier one has completed.
+		l.pending.Add(-int64(len(batch)))
 		clear(batch)
 		batch = batch[:0]
 	}
@@ -313,6 +478,31 @@ func (s *Service) runLane(lane chan *pubReq) {
 type laneScratch struct {
 	matched map[topicKey][]Route
 	owners  []ownerBatch
+	// The batches' context: made when the last one has less than half of
+	// Timeout left, so each batch gets between Timeout/2 and Timeout
+	// without a context and timer per batch.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+// context returns the context of a batch starting at now.
+func (sc *laneScratch) context(now time.Time, timeout time.Duration) context.Context {
+	if sc.ctx == nil || sc.deadline.Sub(now) < timeout/2 {
+		if sc.cancel != nil {
+			sc.cancel()
+		}
+		sc.deadline = now.Add(timeout)
+		sc.ctx, sc.cancel = context.WithDeadline(context.Background(), sc.deadline)
+	}
+	return sc.ctx
+}
+
+// release cancels the last batch context.
+func (sc *laneScratch) release() {
+	if sc.cancel != nil {
+		sc.cancel()
+	}
 }
 
 type topicKey struct{ tenant, topic string }
@@ -326,8 +516,8 @@ type ownerBatch struct {
 
 // handle matches and delivers one batch, then completes it in order.
 func (s *Service) handle(batch []*pubReq, sc *laneScratch) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
-	defer cancel()
+	start := time.Now()
+	ctx := sc.context(start, s.opts.Timeout)
 	s.metrics.batchSize.Observe(float64(len(batch)))
 	if sc.matched == nil {
 		sc.matched = make(map[topicKey][]Route)
@@ -341,7 +531,7 @@ func (s *Service) handle(batch []*pubReq, sc *laneScratch) {
 		}
 		sc.owners = sc.owners[:0]
 	}()
-	now := time.Now().UnixNano()
+	now := start.UnixNano()
 	for _, r := range batch {
 		k := topicKey{r.tenant, r.msg.Topic}
 		routes, ok := sc.matched[k]
@@ -359,11 +549,11 @@ func (s *Service) handle(batch []*pubReq, sc *laneScratch) {
 		}
 		sc.matched[k] = routes
 		for _, rt := range pickShared(routes, r.msg.Publisher) {
-			i := bytes.IndexByte(rt.Receiver, 0)
-			if i < 0 {
+			name, ok := delivererOf(rt.Receiver)
+			if !ok {
 				continue
 			}
-			ob := sc.owner(rt.Receiver[:i])
+			ob := sc.owner(name)
 			ob.deliveries = append(ob.deliveries, Delivery{Route: rt, Message: r.msg})
 			ob.reqs = append(ob.reqs, r)
 		}
@@ -383,23 +573,11 @@ func (s *Service) handle(batch []*pubReq, sc *laneScratch) {
 		}
 		results := d.Deliver(ctx, ob.deliveries)
 		for i, r := range ob.reqs {
-			res := Failed
-			if i < len(results) {
-				res = results[i]
-			}
-			switch res {
+			switch s.tally(results, i, ob.deliveries[i].Route) {
 			case Delivered:
 				r.accepted++
-				m.delivered.Inc()
-			case NoReceiver:
-				m.noReceiver.Inc()
-				select {
-				case s.unroute <- ob.deliveries[i].Route:
-				default: // a later delivery will find it again
-				}
-			default:
-				m.failed.Inc()
-				r.errs = append(r.errs, fmt.Errorf("dist: delivery to %q failed", ob.deliveries[i].Route.Receiver))
+			case Failed:
+				r.errs = append(r.errs, deliveryFailed(ob.deliveries[i].Route))
 			}
 		}
 	}
@@ -450,6 +628,26 @@ func (s *Service) runUnroute() {
 	}
 }
 
+// oneMemberEach reports whether no shared group has two routes (as when
+// every member node aggregates its members into one route). Quadratic in
+// the shared routes, without allocating: for the few routes of a topic.
+func oneMemberEach(routes []Route) bool {
+	if len(routes) > 64 {
+		return false
+	}
+	for i := range routes {
+		if routes[i].Kind == Normal {
+			continue
+		}
+		for j := range i {
+			if routes[j].Kind == routes[i].Kind && routes[j].Group == routes[i].Group && routes[j].Filter == routes[i].Filter {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // pickShared keeps every normal route and one member per shared group: a
 // random one for $share, and for $oshare the member the publisher hashes
 // to (rendezvous hashing), so one publisher's messages keep their order.
@@ -461,8 +659,8 @@ func pickShared(routes []Route, publisher string) []Route {
 			break
 		}
 	}
-	if !shared {
-		return routes // the common case: nothing to choose, nothing to copy
+	if !shared || oneMemberEach(routes) {
+		return routes // the common cases: nothing to choose, nothing to copy
 	}
 	type groupKey struct {
 		kind          RouteKind

@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/bifromq-go/bifromq/internal/rawconn"
 	"github.com/bifromq-go/bifromq/mqtt/auth"
 	"github.com/bifromq-go/bifromq/mqtt/internal/transport"
 	"github.com/bifromq-go/bifromq/mqtt/packet"
@@ -22,6 +24,7 @@ import (
 // those under wmu (the write side, shared with shutdown) and the atomics.
 type conn struct {
 	s      *Server
+	seq    uint64 // this connection's number on the server
 	nc     net.Conn
 	kind   ListenerKind
 	over   bool // accepted over MaxConnections: answer CONNECT with a refusal
@@ -29,13 +32,14 @@ type conn struct {
 	remote string
 
 	// Set at CONNECT, read-only afterwards (also read by Deliver).
-	version   packet.Version
-	clientID  string
-	tenant    string
-	user      string
-	perms     auth.Checker
-	set       *settings.Settings // the tenant's settings, as of CONNECT
-	keepAlive time.Duration      // read deadline after CONNACK: 1.5x keep alive; 0 none
+	version      packet.Version
+	clientID     string
+	tenant       string
+	user         string
+	perms        auth.Checker
+	set          *settings.Settings // the tenant's settings, as of CONNECT
+	keepAlive    time.Duration      // read deadline after CONNACK: 1.5x keep alive; 0 none
+	readDeadline time.Time          // the read deadline in force (see loop)
 	// Negotiated v5 limits.
 	clientMaxPacket uint32 // client's Maximum Packet Size; 0 no limit
 	clientAliasMax  uint16 // client's Topic Alias Maximum: outbound aliases
@@ -62,11 +66,77 @@ type conn struct {
 
 	wmu  sync.Mutex
 	wbuf []byte
+	// raw is nc for a plain TCP connection (raw system calls, and
+	// writes that never wait: tryWrite); nil for other connections.
+	raw *rawconn.Conn
+
+	// The reader's flush list: outboxes whose write turn this reader took
+	// while handling its input, written before it next waits (flushOut).
+	touched []*outbox
+	rctx    readerCtx // the context of this reader's inline publishes
+}
+
+// readerCtx is the context a reader passes to Router.PubInline: Deliver,
+// called on the reader's goroutine, finds the reader in it and leaves the
+// writes to the reader's flush list.
+type readerCtx struct {
+	context.Context
+	c *conn
+}
+
+// readerOf returns the reader a Deliver runs on, if any.
+func readerOf(ctx context.Context) *conn {
+	if rc, ok := ctx.(*readerCtx); ok {
+		return rc.c
+	}
+	return nil
 }
 
 func newConn(s *Server, nc net.Conn, kind ListenerKind, over bool) *conn {
-	return &conn{s: s, nc: nc, kind: kind, over: over, rd: packet.NewReader(nc, s.opts.MaxPacketSize),
-		done: make(chan struct{})}
+	c := &conn{s: s, seq: s.connSeq.Add(1), kind: kind, over: over, done: make(chan struct{})}
+	c.rctx = readerCtx{context.Background(), c}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if rc, err := rawconn.New(tc); err == nil {
+			nc, c.raw = rc, rc
+		}
+	}
+	c.nc = nc
+	c.rd = packet.NewReader(nc, s.opts.MaxPacketSize)
+	return c
+}
+
+// flushOut writes the outboxes in the reader's flush list. The reader
+// calls it before anything that may wait: a read with no whole packet
+// buffered, a store call, a full lane, a wait for queue room.
+//
+// An outbox that other readers feed as well (a fan-in: many publishers,
+// one subscriber) is written after a yield, so that the readers already
+// runnable add their messages first and one write carries them all; it is
+// written first, as the subscribers are waiting on it.
+func (c *conn) flushOut() {
+	shared := false
+	for _, o := range c.touched {
+		if o.multiSource.Load() {
+			shared = true
+			break
+		}
+	}
+	if shared {
+		runtime.Gosched()
+		for i, o := range c.touched {
+			if o.multiSource.Load() {
+				o.flush()
+				c.touched[i] = nil
+			}
+		}
+	}
+	for i, o := range c.touched {
+		if o != nil {
+			o.flush()
+			c.touched[i] = nil
+		}
+	}
+	c.touched = c.touched[:0]
 }
 
 // release returns the connection's pooled buffers.
@@ -463,9 +533,19 @@ func (c *conn) writeConnack(v packet.Version, ack *packet.Connack) bool {
 // loop reads and handles packets until the connection ends.
 func (c *conn) loop() closeReason {
 	s := c.s
+	defer c.flushOut()
 	for {
+		if len(c.touched) > 0 && !c.rd.Complete() {
+			c.flushOut() // the read may wait
+		}
 		if c.keepAlive > 0 && !c.stopping.Load() {
-			c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
+			// The deadline moves only when less than the grace is left,
+			// to the grace plus an eighth: after the last packet it is
+			// never under 1.5x the keep alive, nor over 1.7x.
+			if now := time.Now(); c.readDeadline.Sub(now) < c.keepAlive {
+				c.readDeadline = now.Add(c.keepAlive + c.keepAlive/8)
+				c.nc.SetReadDeadline(c.readDeadline)
+			}
 		}
 		h, body, err := c.rd.ReadPacket()
 		if c.stopping.Load() {
@@ -495,6 +575,7 @@ func (c *conn) loop() closeReason {
 		s.metrics.bytesIn.Add(float64(h.Len() + len(body)))
 		s.metrics.packetsIn[h.Type].Inc()
 		if c.inBW != nil {
+			c.flushOut()
 			c.inBW.wait(h.Len()+len(body), s.stopping) // pace the reader: the client's TCP backs off
 		}
 		if done, reason := c.handle(h, body); done {
@@ -518,7 +599,10 @@ func codeLabel(code packet.ReasonCode) string {
 }
 
 // violation ends the connection for a protocol error found after decoding.
+// Like decodeFailed and reply, it runs on the reader, and flushes its list
+// before a write that may wait.
 func (c *conn) violation(code packet.ReasonCode, msg string) (bool, closeReason) {
+	c.flushOut()
 	c.s.metrics.decodeErrs.WithLabelValues(code.String()).Inc()
 	c.s.log.Debug("protocol violation", "client_id", c.clientID, "remote", c.remote, "code", code, "msg", msg)
 	c.disconnect(code, msg)
@@ -529,6 +613,9 @@ func (c *conn) violation(code packet.ReasonCode, msg string) (bool, closeReason)
 // connection must end.
 func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
 	v := c.version
+	if h.Type != packet.PUBLISH {
+		c.flushOut() // the flush list is for runs of PUBLISHes
+	}
 	switch h.Type {
 	case packet.PUBLISH:
 		return c.handlePublish(h, body)
@@ -638,6 +725,7 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) (bool, closeReason) {
 }
 
 func (c *conn) decodeFailed(err error) (bool, closeReason) {
+	c.flushOut()
 	code := packet.CodeOf(err)
 	c.s.metrics.decodeError(err)
 	c.s.log.Debug("bad packet", "client_id", c.clientID, "remote", c.remote, "err", err)
@@ -647,6 +735,7 @@ func (c *conn) decodeFailed(err error) (bool, closeReason) {
 
 // reply writes a response; a failed write ends the connection.
 func (c *conn) reply(p packet.Packet) (bool, closeReason) {
+	c.flushOut()
 	if err := c.write(p, c.version); err != nil {
 		return true, "write_error"
 	}
@@ -711,6 +800,18 @@ func (c *conn) write(p packet.Packet, v packet.Version) error {
 		c.wbuf = nil // do not keep a large buffer for an idle connection
 	}
 	return nil
+}
+
+// tryWrite writes as much of buf as the socket takes at once (c.raw must
+// be set) and returns how much that was: n < len(buf) with no error means
+// the socket is full, or another writer holds the write lock. It never
+// waits.
+func (c *conn) tryWrite(buf []byte) (int, error) {
+	if !c.wmu.TryLock() {
+		return 0, nil
+	}
+	defer c.wmu.Unlock()
+	return c.raw.TryWrite(buf)
 }
 
 // writeRaw writes encoded packets under the write lock.

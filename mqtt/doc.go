@@ -61,16 +61,23 @@
 //
 // Inbound (inbound.go): each PUBLISH is handed to the Router in the order
 // read; its PUBACK or PUBREC is sent once dist has taken it, in PUBLISH
-// order. A QoS 2 message is distributed on its first PUBLISH; a resent
+// order. When dist can deliver it on the reader's goroutine (cached
+// routes, all to this node's transient sessions, an idle lane:
+// Router.PubInline) it does, and the reader itself writes the copies and
+// the acknowledgement before it next waits, without blocking (see
+// Outbound); otherwise the publish goes through dist's lanes. A QoS 2 message is distributed on its first PUBLISH; a resent
 // PUBLISH with the same id before PUBREL is acknowledged, not routed
 // again. QoS 1 messages awaiting dist and QoS 2 awaiting PUBREL count
 // against ReceiveMaximum (v5 over it: DISCONNECT 0x93). A v3 client has
 // no failure acknowledgement: when dist fails a message, the connection
 // is closed.
 //
-// Outbound (outbound.go): each session has a queue drained by a sender
-// goroutine that exists only while there is work; it writes acknowledgements
-// and messages in batches. QoS 1/2 messages go out while the in-flight
+// Outbound (outbound.go): each session has a queue drained by whoever
+// holds its write turn: a sender goroutine that exists only while there is
+// work, or, on plain TCP, the reader whose input queued the work, which
+// writes what the socket takes at once (raw system calls, package
+// internal/rawconn) and leaves any rest to a sender goroutine. Either way
+// acknowledgements and messages are written in batches. QoS 1/2 messages go out while the in-flight
 // window has room (the client's Receive Maximum, or MaxInflight for v3),
 // with packet ids not in flight. Beyond the window they wait up to
 // SessionQueue; QoS 0 messages wait up to QoS0Queue; all waiting messages

@@ -108,24 +108,13 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) (bool, closeReas
 		}
 		st := &qos2State{}
 		c.qos2In[p.PacketID] = st
-		id := p.PacketID
-		c.route(p, topic, func(code packet.ReasonCode) {
-			st.done.Store(true)
-			// A persistent session stores the id before PUBREC.
-			c.out.pushAck(ack{t: packet.PUBREC, id: id, code: code, recordQoS2: c.p != nil && code < 0x80})
-		})
+		c.route(p, topic, st)
 		return false, ""
 	}
 	if p.QoS == packet.AtLeastOnce {
 		if !c.acquireIn(c.version != packet.V5) {
 			return c.violation(packet.ReceiveMaximumExceeded, "more QoS 1 messages unacknowledged than Receive Maximum")
 		}
-		id := p.PacketID
-		c.route(p, topic, func(code packet.ReasonCode) {
-			c.releaseIn()
-			c.out.pushAck(ack{t: packet.PUBACK, id: id, code: code})
-		})
-		return false, ""
 	}
 	c.route(p, topic, nil)
 	return false, ""
@@ -173,17 +162,18 @@ func (c *conn) acquireIn(wait bool) bool {
 	if !wait {
 		return false
 	}
+	c.flushOut() // nothing held while waiting
 	c.inq <- struct{}{}
 	return true
 }
 
 func (c *conn) releaseIn() { <-c.inq }
 
-// route hands a PUBLISH to the router. acked, when not nil, is called
-// with the acknowledgement code once dist has answered; for a v3 client a
-// failure closes the connection instead (v3 cannot refuse a message) and
-// acked is not called.
-func (c *conn) route(p *packet.Publish, topic []byte, acked func(packet.ReasonCode)) {
+// route hands a PUBLISH to the router. A QoS 1 or 2 message is
+// acknowledged (PUBACK, or PUBREC with st marked done) once dist has
+// answered; for a v3 client a failure closes the connection instead (v3
+// cannot refuse a message).
+func (c *conn) route(p *packet.Publish, topic []byte, st *qos2State) {
 	now := time.Now()
 	m := &dist.Message{
 		Topic:     string(topic),
@@ -196,39 +186,91 @@ func (c *conn) route(p *packet.Publish, topic []byte, acked func(packet.ReasonCo
 		setMessageProps(m, &p.Properties, now)
 	}
 	c.s.metrics.published.Inc()
-	retainErr := c.storeRetained(m)
-	var done func(int, error)
-	if acked != nil {
-		v5, qos := c.version == packet.V5, p.QoS // p is reused: copy what the completion needs
-		done = func(n int, err error) {
-			if err == nil && retainErr != nil {
-				err = retainErr
-			}
-			switch {
-			case err != nil:
-				c.s.log.Warn("publish not routed", "client_id", c.clientID, "topic", m.Topic, "err", err)
-				if !v5 {
-					// v3 has no failure acknowledgement: end the
-					// connection so the client knows it was not taken.
-					c.nc.Close()
-					if qos == packet.AtLeastOnce {
-						c.releaseIn() // the reader may wait for the slot
-					}
-					return
-				}
-				code := packet.UnspecifiedError
-				if errors.Is(err, dist.ErrClosed) {
-					code = packet.ServerUnavailable
-				}
-				acked(code)
-			case n == 0 && v5:
-				acked(packet.NoMatchingSubscribers)
-			default:
-				acked(packet.Success)
-			}
-		}
+	var retainErr error
+	if m.Retain {
+		c.flushOut() // storing waits
+		retainErr = c.storeRetained(m)
 	}
-	c.s.opts.Router.PubAsync(c.tenant, m, done)
+	if n, err, ok := c.s.opts.Router.PubInline(&c.rctx, c.tenant, m); ok {
+		if p.QoS != packet.AtMostOnce {
+			c.acknowledge(p.PacketID, p.QoS, st, m.Topic, n, errors.Join(err, retainErr), c)
+		}
+		return
+	}
+	c.flushOut() // the lane may be full
+	if p.QoS == packet.AtMostOnce {
+		c.s.opts.Router.PubAsync(c.tenant, m, nil)
+		return
+	}
+	ip := c.s.inPubs.Get().(*inPub)
+	ip.c, ip.topic, ip.id, ip.qos, ip.st, ip.retainErr = c, m.Topic, p.PacketID, p.QoS, st, retainErr
+	c.s.opts.Router.PubAsync(c.tenant, m, ip.done)
+}
+
+// inPub is a QoS 1 or 2 PUBLISH awaiting dist's answer: what its
+// completion needs (the packet is reused by the reader). Recycled, with
+// its done func bound once, so a publish allocates no closure.
+type inPub struct {
+	c         *conn
+	topic     string
+	id        uint16
+	qos       packet.QoS
+	st        *qos2State // QoS 2
+	retainErr error
+	done      func(int, error) // complete, bound to this inPub
+}
+
+// newInPub is the Server's inPubs.New.
+func newInPub() any {
+	ip := new(inPub)
+	ip.done = ip.complete
+	return ip
+}
+
+// complete is dist's answer, on a lane's goroutine.
+func (ip *inPub) complete(n int, err error) {
+	c, id, qos, st, topic := ip.c, ip.id, ip.qos, ip.st, ip.topic
+	if err == nil && ip.retainErr != nil {
+		err = ip.retainErr
+	}
+	*ip = inPub{done: ip.done}
+	c.s.inPubs.Put(ip)
+	c.acknowledge(id, qos, st, topic, n, err, nil)
+}
+
+// acknowledge answers a QoS 1 or 2 PUBLISH once dist has: PUBACK, or
+// PUBREC with st marked done, with the reason code for n deliveries and
+// err; rd is the reader it runs on, if any (see outbox.startLocked). A v3
+// client cannot be told of a failure: its connection ends instead.
+func (c *conn) acknowledge(id uint16, qos packet.QoS, st *qos2State, topic string, n int, err error, rd *conn) {
+	if err != nil {
+		c.s.log.Warn("publish not routed", "client_id", c.clientID, "topic", topic, "err", err)
+	}
+	code := packet.Success
+	switch {
+	case err != nil && c.version != packet.V5:
+		// v3 has no failure acknowledgement: end the connection so the
+		// client knows it was not taken.
+		c.nc.Close()
+		if qos == packet.AtLeastOnce {
+			c.releaseIn() // the reader may wait for the slot
+		}
+		return
+	case err != nil && errors.Is(err, dist.ErrClosed):
+		code = packet.ServerUnavailable
+	case err != nil:
+		code = packet.UnspecifiedError
+	case n == 0 && c.version == packet.V5:
+		code = packet.NoMatchingSubscribers
+	}
+	if qos == packet.ExactlyOnce {
+		st.done.Store(true)
+		// A persistent session stores the id before PUBREC.
+		c.out.pushAck(ack{t: packet.PUBREC, id: id, code: code, recordQoS2: c.p != nil && code < 0x80}, rd)
+		return
+	}
+	c.releaseIn()
+	c.out.pushAck(ack{t: packet.PUBACK, id: id, code: code}, rd)
 }
 
 // storeRetained keeps a RETAIN message as its topic's retained message

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bifromq-go/bifromq/inbox"
@@ -11,10 +12,16 @@ import (
 
 // outbox is a session's outbound side: the messages waiting to be sent,
 // the QoS 1 and 2 messages in flight, and the acknowledgements owed to the
-// client. Deliver (on dist's lanes) and the connection's reader add to it
-// without blocking; a sender goroutine, started when there is work and
-// gone when there is none, writes it out, so a slow client only ever
-// holds up its own session.
+// client. Deliver (on dist's lanes, or on a publisher's reader) and the
+// connection's reader add to it without blocking. Whoever holds the
+// outbox's write turn (running) writes it out: a sender goroutine, started
+// when there is work and gone when there is none, so a slow client only
+// ever holds up its own session; or, for a transient session over plain
+// TCP, the reader of the connection whose input produced the work, which
+// flushes it before it next waits (see flush), writing only what the socket
+// takes at once and leaving any rest to a sender goroutine. The second way
+// costs no goroutine hand-off: a message published to an idle subscriber is
+// written by the publisher's reader, as an event loop would.
 //
 // Bounds: QoS 0 messages waiting over QoS0Queue and QoS 1/2 messages
 // waiting (beyond the in-flight window) over SessionQueue are dropped and
@@ -24,16 +31,17 @@ type outbox struct {
 
 	mu       sync.Mutex
 	closed   bool
-	running  bool // a sender goroutine is active
-	queue    []*target
+	running  bool     // the write turn is held: by a sender goroutine, or by a reader's flush list
+	queue    []target // copies by value: no allocation per message
 	head     int
 	qos0     int // QoS 0 messages in queue
 	qosN     int // QoS 1 and 2 messages in queue
 	acks     []ack
-	inflight map[uint16]*inflight
+	inflight map[uint16]inflight
 	window   int
 	nextID   uint16
-	wg       sync.WaitGroup // the sender goroutine
+	wg       sync.WaitGroup // the holder of the write turn
+	sendFn   func()         // o.send, bound once (a go statement on it allocates nothing)
 
 	p    *outPersist   // a persistent session's inbox; nil for a transient one
 	bw   *rate         // OutBoundBandWidth (bytes); nil unlimited
@@ -45,7 +53,12 @@ type outbox struct {
 	aliasOf   []string // topic by alias
 	buf       []byte
 	pub       packet.Publish
-	taken     []*target // scratch, under mu
+	leftover  []byte // encoded bytes a flush could not write at once: the sender writes them first
+
+	// Readers feeding this outbox (see conn.flushOut): the last one's
+	// connection number, and whether the last two differed.
+	lastSource  uint64
+	multiSource atomic.Bool
 
 	slow bool          // the queue stayed full through a wait: drop at once until it drains to half
 	room chan struct{} // closed when the queue has room again; nil when nobody waits
@@ -97,21 +110,23 @@ func idFor(seq uint64) uint16 { return uint16(seq%65535) + 1 }
 func (o *outbox) init(c *conn, window int) {
 	o.c = c
 	o.window = max(1, window)
-	o.inflight = make(map[uint16]*inflight)
+	o.inflight = make(map[uint16]inflight)
 	o.stop = make(chan struct{})
+	o.sendFn = o.send
 }
 
 // enqueue queues a message copy, or drops and counts it when a bound is
 // reached.
-func (o *outbox) enqueue(t *target) { o.offer(t, false) }
+func (o *outbox) enqueue(t target) { o.offer(t, false, nil) }
 
 // offer queues a message copy like enqueue, except that when the
 // session's queue is full and the session is not known to be slow, it
 // returns a channel closed when the queue has room (and queues nothing):
 // the caller may wait a little and enqueue again. A session that still has
 // no room after such a wait is marked slow, and its messages are dropped
-// at once until its queue drains to half.
-func (o *outbox) offer(t *target, mayWait bool) <-chan struct{} {
+// at once until its queue drains to half. rd is the reader the offer runs
+// on, if any (see startLocked).
+func (o *outbox) offer(t target, mayWait bool, rd *conn) <-chan struct{} {
 	s := o.c.s
 	size := int64(t.msg.Size())
 	o.mu.Lock()
@@ -157,28 +172,99 @@ func (o *outbox) offer(t *target, mayWait bool) <-chan struct{} {
 		o.qosN++
 	}
 	s.metrics.queuedBytes.Add(float64(size))
-	o.kickLocked()
+	if rd != nil {
+		o.multiSource.Store(o.lastSource != 0 && o.lastSource != rd.seq)
+		o.lastSource = rd.seq
+	}
+	o.startLocked(rd)
 	o.mu.Unlock()
 	return nil
 }
 
-// pushAck queues an acknowledgement for the client.
-func (o *outbox) pushAck(a ack) {
+// pushAck queues an acknowledgement for the client; rd as for offer.
+func (o *outbox) pushAck(a ack, rd *conn) {
 	o.mu.Lock()
 	if !o.closed {
 		o.acks = append(o.acks, a)
-		o.kickLocked()
+		o.startLocked(rd)
 	}
 	o.mu.Unlock()
 }
 
-func (o *outbox) kickLocked() {
+// maxTouched bounds a reader's flush list; outboxes over it get sender
+// goroutines (a wide fan-out is written in parallel with the reading).
+const maxTouched = 8
+
+// startLocked makes sure what is queued gets written: nothing to do while
+// the write turn is held; a reader handling input (rd, on its goroutine)
+// takes the turn into its flush list when the outbox can be written
+// without blocking; otherwise a sender goroutine starts.
+func (o *outbox) startLocked(rd *conn) {
 	if o.running || o.closed {
 		return
 	}
 	o.running = true
 	o.wg.Add(1)
-	go o.send()
+	if rd != nil && o.c.raw != nil && o.p == nil && o.bw == nil && len(rd.touched) < maxTouched {
+		rd.touched = append(rd.touched, o)
+		return
+	}
+	go o.sendFn()
+}
+
+// kickLocked starts a sender goroutine unless the write turn is held.
+func (o *outbox) kickLocked() { o.startLocked(nil) }
+
+// sendableLocked reports whether anything can be written now.
+func (o *outbox) sendableLocked() bool {
+	if len(o.acks) > 0 {
+		return true
+	}
+	if o.head < len(o.queue) && (o.queue[o.head].qos == 0 || len(o.inflight) < o.window) {
+		return true
+	}
+	return o.p != nil && (o.p.wake || len(o.p.commits) > 0)
+}
+
+// flush writes what is queued, holding the write turn a reader took for
+// it, on the reader's goroutine: only what the socket takes at once (it
+// never blocks); the rest, and anything still queued, goes to a sender
+// goroutine, which inherits the turn.
+func (o *outbox) flush() {
+	sc := senderScratches.Get().(*senderScratch)
+	defer sc.put()
+	o.mu.Lock()
+	if o.closed {
+		o.running = false
+		o.mu.Unlock()
+		o.wg.Done()
+		return
+	}
+	sc.acks, sc.batch = o.takeLocked(sc.acks[:0], sc.batch[:0])
+	o.mu.Unlock()
+	e, err := o.encode(sc.acks, sc.batch)
+	n := 0
+	if err == nil && len(e.buf) > 0 {
+		n, err = o.c.tryWrite(e.buf)
+		o.c.s.metrics.bytesOut.Add(float64(n))
+	}
+	if err != nil {
+		o.fail()
+		o.wg.Done()
+		return
+	}
+	o.counted(&e)
+	o.mu.Lock()
+	if n < len(e.buf) {
+		o.leftover = append(o.leftover[:0], e.buf[n:]...)
+	}
+	if n < len(e.buf) || o.sendableLocked() {
+		go o.sendFn() // the turn passes to it
+	} else {
+		o.running = false
+		o.wg.Done()
+	}
+	o.mu.Unlock()
 }
 
 // acked handles PUBACK, PUBREC and PUBCOMP from the client; it reports
@@ -186,8 +272,8 @@ func (o *outbox) kickLocked() {
 func (o *outbox) acked(t packet.Type, id uint16, code packet.ReasonCode) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	f := o.inflight[id]
-	if f == nil {
+	f, ok := o.inflight[id]
+	if !ok {
 		return false
 	}
 	done := false
@@ -199,6 +285,7 @@ func (o *outbox) acked(t packet.Type, id uint16, code packet.ReasonCode) bool {
 			done = true // the client refused it: the flow ends (v5)
 		} else {
 			f.rec = true
+			o.inflight[id] = f
 			o.acks = append(o.acks, ack{t: packet.PUBREL, id: id, mark: f.stored, markSeq: f.seq})
 		}
 	case t == packet.PUBCOMP && f.qos == 2 && f.rec:
@@ -213,7 +300,7 @@ func (o *outbox) acked(t packet.Type, id uint16, code packet.ReasonCode) bool {
 			o.p.wake = true // the window has room: more may wait in the inbox
 		}
 	}
-	if len(o.queue) > o.head || len(o.acks) > 0 || (o.p != nil && (o.p.wake || len(o.p.commits) > 0)) {
+	if o.sendableLocked() {
 		o.kickLocked()
 	}
 	return true
@@ -251,9 +338,10 @@ func (o *outbox) signalRoomLocked() {
 }
 
 // releaseLocked returns the budget of messages leaving the queue.
-func (o *outbox) releaseLocked(ts []*target) {
+func (o *outbox) releaseLocked(ts []target) {
 	var n int64
-	for _, t := range ts {
+	for i := range ts {
+		t := &ts[i]
 		if !t.stored {
 			n += int64(t.msg.Size())
 		}
@@ -269,7 +357,7 @@ func (o *outbox) releaseLocked(ts []*target) {
 
 // sending is one message taken for sending, with its packet id.
 type sending struct {
-	t  *target
+	t  target
 	id uint16
 }
 
@@ -279,9 +367,23 @@ type sending struct {
 // client has acknowledged, and repeats until nothing is left.
 func (o *outbox) send() {
 	defer o.wg.Done()
-	var acks []ack
-	var batch []sending
-	var commits []inbox.Pos
+	sc := senderScratches.Get().(*senderScratch)
+	defer sc.put()
+	acks, batch, commits := sc.acks, sc.batch, sc.commits
+	defer func() { sc.acks, sc.batch, sc.commits = acks, batch, commits }()
+	if len(o.leftover) > 0 {
+		// What a reader's flush could not write: it goes first.
+		n, err := o.c.writeRaw(o.leftover)
+		o.c.s.metrics.bytesOut.Add(float64(n))
+		if err != nil {
+			o.fail()
+			return
+		}
+		o.leftover = o.leftover[:0]
+		if cap(o.leftover) > 64<<10 {
+			o.leftover = nil
+		}
+	}
 	for {
 		acks, batch, commits = acks[:0], batch[:0], commits[:0]
 		o.mu.Lock()
@@ -296,36 +398,7 @@ func (o *outbox) send() {
 			o.mu.Unlock()
 			return
 		}
-		acks = append(acks, o.acks...)
-		o.acks = o.acks[:0]
-		taken := o.taken[:0]
-		for o.head < len(o.queue) && len(batch) < 256 {
-			t := o.queue[o.head]
-			if t.qos > 0 {
-				if len(o.inflight) >= o.window {
-					break
-				}
-				var id uint16
-				if t.stored {
-					if id = idFor(t.seq); o.inflight[id] != nil {
-						break // its id is still in flight from 65535 entries ago
-					}
-				} else {
-					id = o.nextPacketID()
-				}
-				o.inflight[id] = &inflight{qos: t.qos, stored: t.stored, seq: t.seq}
-				batch = append(batch, sending{t, id})
-			} else {
-				batch = append(batch, sending{t, 0})
-			}
-			taken = append(taken, t)
-			o.queue[o.head] = nil
-			o.head++
-		}
-		o.releaseLocked(taken)
-		clear(taken)
-		o.taken = taken[:0]
-		o.signalRoomLocked()
+		acks, batch = o.takeLocked(acks, batch)
 		if o.p != nil {
 			commits = append(commits, o.p.commits...)
 			o.p.commits = o.p.commits[:0]
@@ -348,6 +421,22 @@ func (o *outbox) send() {
 		commits = append(commits, written...)
 		o.commit(commits)
 	}
+}
+
+// senderScratch is a sender goroutine's reusable state, pooled so that
+// neither a burst nor an idle connection costs an allocation or memory.
+type senderScratch struct {
+	acks    []ack
+	batch   []sending
+	commits []inbox.Pos
+}
+
+var senderScratches = sync.Pool{New: func() any { return new(senderScratch) }}
+
+func (sc *senderScratch) put() {
+	clear(sc.batch) // drop the messages
+	sc.acks, sc.batch, sc.commits = sc.acks[:0], sc.batch[:0], sc.commits[:0]
+	senderScratches.Put(sc)
 }
 
 // fail ends the connection after a failed write or store call; the reader
@@ -426,11 +515,11 @@ func (o *outbox) fetch() {
 			if e.Rec {
 				// PUBREC came before the resume: the flow goes on with PUBREL.
 				id := idFor(e.Seq)
-				o.inflight[id] = &inflight{qos: 2, rec: true, stored: true, seq: e.Seq}
+				o.inflight[id] = inflight{qos: 2, rec: true, stored: true, seq: e.Seq}
 				o.acks = append(o.acks, ack{t: packet.PUBREL, id: id})
 				continue
 			}
-			t := &target{c: o.c, msg: e.Message, qos: e.QoS, rap: e.RAP, ids: e.IDs, stored: true,
+			t := target{c: o.c, msg: e.Message, qos: e.QoS, rap: e.RAP, ids: e.IDs, stored: true,
 				queue: e.Queue, seq: e.Seq, dup: e.Queue == inbox.SendBuffer && e.Seq < p.dupBelow}
 			o.queue = append(o.queue, t)
 			if t.qos == 0 {
@@ -485,9 +574,121 @@ func (o *outbox) nextPacketID() uint16 {
 		if o.nextID == 0 {
 			o.nextID = 1
 		}
-		if o.inflight[o.nextID] == nil {
+		if _, busy := o.inflight[o.nextID]; !busy {
 			return o.nextID
 		}
+	}
+}
+
+// takeLocked moves what is sendable onto acks and batch: every
+// acknowledgement, QoS 0 messages, and QoS 1/2 messages while the window
+// has room (each given its packet id and entered in flight).
+func (o *outbox) takeLocked(acks []ack, batch []sending) ([]ack, []sending) {
+	acks = append(acks, o.acks...)
+	clear(o.acks)
+	o.acks = o.acks[:0]
+	first := o.head
+	for o.head < len(o.queue) && len(batch) < 256 {
+		t := &o.queue[o.head]
+		if t.qos > 0 {
+			if len(o.inflight) >= o.window {
+				break
+			}
+			var id uint16
+			if t.stored {
+				if _, busy := o.inflight[idFor(t.seq)]; busy {
+					break // its id is still in flight from 65535 entries ago
+				}
+				id = idFor(t.seq)
+			} else {
+				id = o.nextPacketID()
+			}
+			o.inflight[id] = inflight{qos: t.qos, stored: t.stored, seq: t.seq}
+			batch = append(batch, sending{*t, id})
+		} else {
+			batch = append(batch, sending{*t, 0})
+		}
+		o.head++
+	}
+	o.releaseLocked(o.queue[first:o.head])
+	clear(o.queue[first:o.head])
+	o.signalRoomLocked()
+	return acks, batch
+}
+
+// encoded is a batch encoded for one write.
+type encoded struct {
+	buf      []byte
+	counts   [16]int     // packets by type
+	done     []inbox.Pos // inbox entries done with once written
+	sentHigh uint64      // send-buffer entries below it are written once buf is
+}
+
+// encode encodes acks and messages into the outbox's buffer. Messages
+// dropped instead (expired, too large) are done with at once.
+func (o *outbox) encode(acks []ack, batch []sending) (encoded, error) {
+	c := o.c
+	e := encoded{buf: o.buf[:0]}
+	for _, a := range acks {
+		// Each type encoded from a value: no allocation per ack.
+		var err error
+		switch a.t {
+		case packet.PUBACK:
+			p := packet.Puback{PacketID: a.id, ReasonCode: a.code}
+			e.buf, err = p.Append(e.buf, c.version)
+		case packet.PUBREC:
+			p := packet.Pubrec{PacketID: a.id, ReasonCode: a.code}
+			e.buf, err = p.Append(e.buf, c.version)
+		default:
+			p := packet.Pubrel{PacketID: a.id, ReasonCode: a.code}
+			e.buf, err = p.Append(e.buf, c.version)
+		}
+		if err != nil {
+			return e, err
+		}
+		e.counts[a.t]++
+	}
+	var now time.Time
+	if len(batch) > 0 {
+		now = time.Now()
+	}
+	for _, b := range batch {
+		var ok bool
+		e.buf, ok = o.appendPublish(e.buf, b, now)
+		if !ok && b.id != 0 {
+			o.mu.Lock()
+			delete(o.inflight, b.id)
+			o.mu.Unlock()
+		}
+		if ok {
+			e.counts[packet.PUBLISH]++
+		}
+		if b.t.stored && (!ok || b.t.qos == 0) {
+			e.done = append(e.done, inbox.Pos{Queue: b.t.queue, Seq: b.t.seq})
+		}
+		if ok && b.t.stored && b.t.queue == inbox.SendBuffer {
+			e.sentHigh = max(e.sentHigh, b.t.seq+1)
+		}
+	}
+	o.buf = e.buf
+	if cap(o.buf) > 256<<10 {
+		o.buf = nil
+	}
+	return e, nil
+}
+
+// counted records a written batch: packet counts, and the send-buffer
+// entries now sent.
+func (o *outbox) counted(e *encoded) {
+	for t, n := range e.counts {
+		if n > 0 {
+			o.c.s.metrics.packetsOut[t].Add(float64(n))
+		}
+	}
+	if e.sentHigh > 0 {
+		o.mu.Lock()
+		o.p.sent = max(o.p.sent, e.sentHigh)
+		o.mu.Unlock()
 	}
 }
 
@@ -495,76 +696,23 @@ func (o *outbox) nextPacketID() uint16 {
 // returns the inbox entries now done with: QoS 0 entries written, and
 // entries dropped (expired, too large).
 func (o *outbox) write(acks []ack, batch []sending) ([]inbox.Pos, error) {
-	c := o.c
-	s := c.s
-	buf := o.buf[:0]
-	var counts [16]int
-	for _, a := range acks {
-		// Each type encoded from a value: no allocation per ack.
-		var err error
-		switch a.t {
-		case packet.PUBACK:
-			p := packet.Puback{PacketID: a.id, ReasonCode: a.code}
-			buf, err = p.Append(buf, c.version)
-		case packet.PUBREC:
-			p := packet.Pubrec{PacketID: a.id, ReasonCode: a.code}
-			buf, err = p.Append(buf, c.version)
-		default:
-			p := packet.Pubrel{PacketID: a.id, ReasonCode: a.code}
-			buf, err = p.Append(buf, c.version)
-		}
-		if err != nil {
-			return nil, err
-		}
-		counts[a.t]++
-	}
-	now := time.Now()
-	var done []inbox.Pos
-	var sentHigh uint64
-	for _, b := range batch {
-		var ok bool
-		buf, ok = o.appendPublish(buf, b, now)
-		if !ok && b.id != 0 {
-			o.mu.Lock()
-			delete(o.inflight, b.id)
-			o.mu.Unlock()
-		}
-		if ok {
-			counts[packet.PUBLISH]++
-		}
-		if b.t.stored && (!ok || b.t.qos == 0) {
-			done = append(done, inbox.Pos{Queue: b.t.queue, Seq: b.t.seq})
-		}
-		if ok && b.t.stored && b.t.queue == inbox.SendBuffer {
-			sentHigh = max(sentHigh, b.t.seq+1)
-		}
-	}
-	o.buf = buf
-	if cap(o.buf) > 256<<10 {
-		o.buf = nil
-	}
-	if len(buf) == 0 {
-		return done, nil
-	}
-	if o.bw != nil {
-		o.bw.wait(len(buf), o.stop) // pace this session's writes
-	}
-	n, err := c.writeRaw(buf)
-	s.metrics.bytesOut.Add(float64(n))
+	e, err := o.encode(acks, batch)
 	if err != nil {
 		return nil, err
 	}
-	for t, n := range counts {
-		if n > 0 {
-			s.metrics.packetsOut[t].Add(float64(n))
-		}
+	if len(e.buf) == 0 {
+		return e.done, nil
 	}
-	if sentHigh > 0 {
-		o.mu.Lock()
-		o.p.sent = max(o.p.sent, sentHigh)
-		o.mu.Unlock()
+	if o.bw != nil {
+		o.bw.wait(len(e.buf), o.stop) // pace this session's writes
 	}
-	return done, nil
+	n, err := o.c.writeRaw(e.buf)
+	o.c.s.metrics.bytesOut.Add(float64(n))
+	if err != nil {
+		return nil, err
+	}
+	o.counted(&e)
+	return e.done, nil
 }
 
 // sentTail is the seq below which the session's send-buffer entries were

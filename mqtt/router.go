@@ -19,6 +19,10 @@ type Router interface {
 	// (tenant, publisher), with the accepted delivery count, and must not
 	// block. PubAsync may block to pace a fast publisher.
 	PubAsync(tenant string, msg *dist.Message, done func(int, error))
+	// PubInline delivers msg on the caller's goroutine when it can and
+	// returns the accepted count, the failures and true; false means
+	// nothing was done (use PubAsync). ctx goes to the deliverer.
+	PubInline(ctx context.Context, tenant string, msg *dist.Message) (int, error, bool)
 	AddRoute(ctx context.Context, r dist.Route, incarnation uint64) (bool, error)
 	RemoveRoute(ctx context.Context, r dist.Route, incarnation uint64) (bool, error)
 	// Register makes d the deliverer of the receivers named name.
@@ -219,17 +223,43 @@ type target struct {
 	dup    bool // resent after a resume
 }
 
+// DeliversInline marks the index as a dist.InlineDeliverer: Deliver does
+// no I/O (it queues copies on connections), and waits at most roomWait.
+func (x *localIndex) DeliversInline() {}
+
+// deliverScratch is one Deliver call's reusable state.
+type deliverScratch struct {
+	copies  []target
+	merged  map[copyKey]int // index in copies; only for big batches, small ones scan
+	waiting []int
+	rooms   []<-chan struct{}
+}
+
+type copyKey struct {
+	c   *conn
+	msg *dist.Message
+}
+
+var deliverScratches = sync.Pool{New: func() any { return new(deliverScratch) }}
+
 // Deliver implements dist.Deliverer: it fans each delivery out to the
 // local subscribers of its route and queues the copies on their sessions.
-// It never blocks: a full queue drops (and counts) instead.
-func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Result {
+// A full session queue gets a short wait for room (see offer), so Deliver
+// returns within about roomWait.
+func (x *localIndex) Deliver(ctx context.Context, batch []dist.Delivery) []dist.Result {
+	rd := readerOf(ctx) // on a publisher's reader: it writes the copies when it flushes
 	results := make([]dist.Result, len(batch))
-	type copyKey struct {
-		c   *conn
-		msg *dist.Message
-	}
-	var copies []*target
-	var merged map[copyKey]*target // only for big batches; small ones scan copies
+	sc := deliverScratches.Get().(*deliverScratch)
+	defer func() {
+		clear(sc.copies)
+		clear(sc.rooms)
+		sc.copies, sc.waiting, sc.rooms = sc.copies[:0], sc.waiting[:0], sc.rooms[:0]
+		if sc.merged != nil {
+			clear(sc.merged)
+		}
+		deliverScratches.Put(sc)
+	}()
+	merging := false
 	x.mu.RLock()
 	for i, d := range batch {
 		r := d.Route
@@ -241,7 +271,7 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 		m := d.Message
 		if r.Kind != dist.Normal {
 			if c, sub, ok := pickMember(e.subs, r.Kind, m.Publisher); ok {
-				copies = append(copies, &target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids(), shared: true})
+				sc.copies = append(sc.copies, target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids(), shared: true})
 			}
 			continue
 		}
@@ -249,18 +279,21 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 			if sub.noLocal && c.clientID == m.Publisher {
 				continue
 			}
-			var t *target
-			if merged != nil {
-				t = merged[copyKey{c, m}]
+			j := -1
+			if merging {
+				if k, ok := sc.merged[copyKey{c, m}]; ok {
+					j = k
+				}
 			} else {
-				for _, x := range copies {
-					if x.c == c && x.msg == m && !x.shared {
-						t = x
+				for k := range sc.copies {
+					if t := &sc.copies[k]; t.c == c && t.msg == m && !t.shared {
+						j = k
 						break
 					}
 				}
 			}
-			if t != nil {
+			if j >= 0 {
+				t := &sc.copies[j]
 				t.qos = max(t.qos, min(m.QoS, sub.qos))
 				t.rap = t.rap || sub.rap
 				if sub.id != 0 {
@@ -268,15 +301,17 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 				}
 				continue
 			}
-			t = &target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids()}
-			copies = append(copies, t)
-			if merged != nil {
-				merged[copyKey{c, m}] = t
-			} else if len(copies) == 32 {
-				merged = make(map[copyKey]*target, 64)
-				for _, x := range copies {
-					if !x.shared {
-						merged[copyKey{x.c, x.msg}] = x
+			sc.copies = append(sc.copies, target{c: c, msg: m, qos: min(m.QoS, sub.qos), rap: sub.rap, ids: sub.ids()})
+			if merging {
+				sc.merged[copyKey{c, m}] = len(sc.copies) - 1
+			} else if len(sc.copies) == 32 {
+				merging = true
+				if sc.merged == nil {
+					sc.merged = make(map[copyKey]int, 64)
+				}
+				for k := range sc.copies {
+					if !sc.copies[k].shared {
+						sc.merged[copyKey{sc.copies[k].c, sc.copies[k].msg}] = k
 					}
 				}
 			}
@@ -284,27 +319,30 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 	}
 	x.mu.RUnlock()
 	// A session whose queue is full gets a short wait for room (the
-	// lane, and through it the publishers, slow down to what the
-	// subscribers take); one still full after it is slow: its messages
-	// are dropped, and nobody waits for it again until it drains.
-	var waiting []*target
-	var rooms []<-chan struct{}
-	for _, t := range copies {
-		if room := t.c.out.offer(t, true); room != nil {
-			waiting = append(waiting, t)
-			rooms = append(rooms, room)
+	// publishers slow down to what the subscribers take); one still full
+	// after it is slow: its messages are dropped, and nobody waits for it
+	// again until it drains.
+	for i := range sc.copies {
+		t := &sc.copies[i]
+		if room := t.c.out.offer(*t, true, rd); room != nil {
+			sc.waiting = append(sc.waiting, i)
+			sc.rooms = append(sc.rooms, room)
 		}
 	}
-	if len(waiting) > 0 {
+	if len(sc.waiting) > 0 {
+		if rd != nil {
+			rd.flushOut() // nothing held while waiting
+		}
 		deadline := time.Now().Add(roomWait)
 		timer := time.NewTimer(roomWait)
 		defer timer.Stop()
-		for i, t := range waiting {
-			room := rooms[i]
+		for i, j := range sc.waiting {
+			t := &sc.copies[j]
+			room := sc.rooms[i]
 			for room != nil {
 				wait := time.Until(deadline)
 				if wait <= 0 {
-					t.c.out.enqueue(t) // still full: the session is slow
+					t.c.out.enqueue(*t) // still full: the session is slow
 					break
 				}
 				timer.Reset(wait)
@@ -312,7 +350,7 @@ func (x *localIndex) Deliver(_ context.Context, batch []dist.Delivery) []dist.Re
 				case <-room:
 				case <-timer.C:
 				}
-				room = t.c.out.offer(t, true)
+				room = t.c.out.offer(*t, true, nil)
 			}
 		}
 	}

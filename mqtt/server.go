@@ -48,6 +48,8 @@ type Server struct {
 	stopping  chan struct{} // closed when Close begins
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	inPubs    sync.Pool     // *inPub, recycled per QoS 1/2 publish
+	connSeq   atomic.Uint64 // numbers the connections
 }
 
 type listener struct {
@@ -69,6 +71,7 @@ func NewServer(opts Options) (*Server, error) {
 		metrics:  newMetrics(opts.Registerer),
 		stopping: make(chan struct{}),
 	}
+	s.inPubs.New = newInPub
 	s.mu.conns = make(map[*conn]struct{})
 	s.mu.sessions = make(map[string]*conn)
 	s.local = newLocalIndex(s)

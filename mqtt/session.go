@@ -156,7 +156,7 @@ func (c *conn) sendRetained(subs []retainedFor) {
 			if r.sub.noLocal && m.Publisher == c.clientID {
 				continue
 			}
-			c.out.enqueue(&target{c: c, msg: m, qos: min(m.QoS, r.sub.qos), rap: true, ids: r.sub.ids()})
+			c.out.enqueue(target{c: c, msg: m, qos: min(m.QoS, r.sub.qos), rap: true, ids: r.sub.ids()})
 		}
 	}
 }

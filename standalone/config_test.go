@@ -497,6 +497,9 @@ tenants:
 type nopRouter struct{}
 
 func (nopRouter) PubAsync(string, *dist.Message, func(int, error)) {}
+func (nopRouter) PubInline(context.Context, string, *dist.Message) (int, error, bool) {
+	return 0, nil, false
+}
 func (nopRouter) AddRoute(context.Context, dist.Route, uint64) (bool, error) {
 	return true, nil
 }

@@ -76,6 +76,17 @@ func (r *Reader) SetMaxPacketSize(n int) { r.max = n }
 // Buffered returns the number of bytes read ahead of the last packet.
 func (r *Reader) Buffered() int { return r.w - r.r }
 
+// Complete reports whether a whole packet is buffered, so that the next
+// ReadPacket returns it without reading.
+func (r *Reader) Complete() bool {
+	if r.buf == nil || r.w-r.r < 2 {
+		return false
+	}
+	b := (*r.buf)[r.r:r.w]
+	v, n, err := decodeVarint(b[1:])
+	return err == nil && len(b) >= 1+n+int(v)
+}
+
 // ReadPacket reads the next packet. The body is valid until the next call
 // to ReadPacket or Release. Errors: io.EOF when the stream ends between
 // packets, io.ErrUnexpectedEOF inside one, an *Error with code

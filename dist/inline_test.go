@@ -1,0 +1,180 @@
+package dist
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// inlineRecorder is a recorder the service may call inline.
+type inlineRecorder struct{ *recorder }
+
+func (inlineRecorder) DeliversInline() {}
+
+// blocker is a Deliverer that holds each batch until released.
+type blocker struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blocker) Deliver(_ context.Context, batch []Delivery) []Result {
+	b.entered <- struct{}{}
+	<-b.release
+	return make([]Result, len(batch))
+}
+
+// TestServicePubInline: PubInline delivers on the caller's goroutine only
+// when the routes are cached, all go to one InlineDeliverer (or there are
+// none) and the lane has nothing pending; otherwise it does nothing.
+func TestServicePubInline(t *testing.T) {
+	w := openWorker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	svc, err := NewService(w, ServiceOptions{Lanes: 1}) // one lane: every publisher shares it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	local := inlineRecorder{&recorder{got: map[string]int{}, answer: map[string]Result{"gone": NoReceiver}}}
+	slow := &blocker{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	svc.Register("local", local)
+	svc.Register("slow", slow)
+	for _, r := range []struct{ filter, owner, id string }{
+		{"a", "local", "s1"}, {"a", "local", "s2"}, {"both", "local", "s1"}, {"both", "slow", "x"},
+		{"gone", "local", "gone"}, {"blocked", "slow", "y"},
+	} {
+		if _, err := svc.AddRoute(ctx, Route{Tenant: "t", Filter: r.filter, Kind: Normal,
+			Receiver: ReceiverID(r.owner, []byte(r.id))}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg := func(topic string) *Message { return &Message{Topic: topic, Publisher: "p"} }
+	if _, _, ok := svc.PubInline(ctx, "t", msg("a")); ok {
+		t.Fatal("inline with a cold route cache")
+	}
+	for _, topic := range []string{"a", "none", "gone"} {
+		if _, err := svc.Pub(ctx, "t", msg(topic)); err != nil { // warms the cache
+			t.Fatal(err)
+		}
+	}
+	if n, err, ok := svc.PubInline(ctx, "t", msg("a")); !ok || n != 2 || err != nil {
+		t.Fatalf("inline publish to two local receivers: n=%d err=%v ok=%v", n, err, ok)
+	}
+	if n, err, ok := svc.PubInline(ctx, "t", msg("none")); !ok || n != 0 || err != nil {
+		t.Fatalf("inline publish to nobody: n=%d err=%v ok=%v", n, err, ok)
+	}
+	if n, _, ok := svc.PubInline(ctx, "t", msg("gone")); !ok || n != 0 {
+		t.Fatalf("inline publish to a gone receiver: n=%d ok=%v", n, ok)
+	}
+
+	// Two deliverers, or one that is not inline: the lane's work.
+	pending := make(chan error, 1)
+	go func() { _, err := svc.Pub(ctx, "t", msg("both")); pending <- err }() // blocks in slow
+	<-slow.entered
+	if _, _, ok := svc.PubInline(ctx, "t", msg("a")); ok {
+		t.Fatal("inline while the lane has a publish pending")
+	}
+	close(slow.release)
+	if err := <-pending; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Pub(ctx, "t", msg("a")); err != nil { // the cache entries live a second
+		t.Fatal(err)
+	}
+	if _, _, ok := svc.PubInline(ctx, "t", msg("a")); !ok {
+		t.Fatal("not inline once the lane is idle again")
+	}
+	if _, _, ok := svc.PubInline(ctx, "t", msg("both")); ok {
+		t.Fatal("inline with two deliverers")
+	}
+	if _, err := svc.Pub(ctx, "t", msg("blocked")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := svc.PubInline(ctx, "t", msg("blocked")); ok {
+		t.Fatal("inline to a deliverer that is not inline")
+	}
+	local.mu.Lock()
+	defer local.mu.Unlock()
+	if local.got["s1"] < 5 || local.got["s2"] < 4 || local.got["gone"] != 2 {
+		t.Fatalf("local deliveries %v", local.got)
+	}
+}
+
+// TestServicePubInlineOrder: publishers that deliver inline when they can
+// and through the lanes otherwise (as the mqtt frontend does) still have
+// each message arrive, and complete, in publish order.
+func TestServicePubInlineOrder(t *testing.T) {
+	w := openWorker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	svc, err := NewService(w, ServiceOptions{Lanes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	o := &order{last: map[string]int{}}
+	svc.Register("n", inlineOrder{o})
+	if _, err := svc.AddRoute(ctx, Route{Tenant: "t", Filter: "p/#", Kind: Normal, Receiver: ReceiverID("n", nil)}, 1); err != nil {
+		t.Fatal(err)
+	}
+	const publishers, each = 8, 2000
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bad error
+	inline := 0
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprint("pub", p)
+			var cmu sync.Mutex
+			next := 0
+			complete := func(i, n int, err error) {
+				cmu.Lock()
+				defer cmu.Unlock()
+				if (err != nil || n != 1 || next != i) && bad == nil {
+					mu.Lock()
+					bad = fmt.Errorf("%s: completion %d (n=%d err=%v), want %d", name, i, n, err, next)
+					mu.Unlock()
+				}
+				next++
+			}
+			var all sync.WaitGroup
+			for i := range each {
+				if i%100 == 99 {
+					all.Wait() // let the lanes drain now and then, so some go inline
+				}
+				m := &Message{Topic: "p/" + name, Publisher: name, Payload: []byte{byte(i >> 8), byte(i)}}
+				if n, err, ok := svc.PubInline(ctx, "t", m); ok {
+					complete(i, n, err)
+					mu.Lock()
+					inline++
+					mu.Unlock()
+					continue
+				}
+				all.Add(1)
+				svc.PubAsync("t", m, func(n int, err error) { defer all.Done(); complete(i, n, err) })
+			}
+			all.Wait()
+		}()
+	}
+	wg.Wait()
+	if bad != nil {
+		t.Fatal(bad)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.bad != nil {
+		t.Fatal(o.bad)
+	}
+	if inline == 0 || inline == publishers*each {
+		t.Fatalf("%d of %d publishes inline: the test mixes both paths", inline, publishers*each)
+	}
+	t.Logf("%d of %d publishes delivered inline", inline, publishers*each)
+}
+
+type inlineOrder struct{ *order }
+
+func (inlineOrder) DeliversInline() {}
