@@ -330,28 +330,6 @@ func (s *Service) pubInline(ctx context.Context, tenant string, msg *Message) (i
 	if !ok {
 		return 0, nil, false
 	}
-	routes = pickShared(routes, msg.Publisher)
-	var owner []byte
-	for _, rt := range routes {
-		name, ok := delivererOf(rt.Receiver)
-		if !ok {
-			continue
-		}
-		if owner == nil {
-			owner = name
-		} else if !bytes.Equal(owner, name) {
-			return 0, nil, false // more than one deliverer: the lane groups them
-		}
-	}
-	var d Deliverer
-	if owner != nil {
-		s.mu.RLock()
-		d = s.owners[string(owner)]
-		s.mu.RUnlock()
-		if _, inline := d.(InlineDeliverer); !inline {
-			return 0, nil, false
-		}
-	}
 	select {
 	case <-s.stop:
 		return 0, nil, false // PubAsync reports ErrClosed
@@ -363,9 +341,26 @@ func (s *Service) pubInline(ctx context.Context, tenant string, msg *Message) (i
 		sc.deliveries = sc.deliveries[:0]
 		inlineScratches.Put(sc)
 	}()
-	for _, rt := range routes {
-		if _, ok := delivererOf(rt.Receiver); ok {
-			sc.deliveries = append(sc.deliveries, Delivery{Route: rt, Message: msg})
+	var owner []byte
+	for _, rt := range pickShared(routes, msg.Publisher) {
+		name, ok := delivererOf(rt.Receiver)
+		if !ok {
+			continue
+		}
+		if owner == nil {
+			owner = name
+		} else if !bytes.Equal(owner, name) {
+			return 0, nil, false // more than one deliverer: the lane groups them
+		}
+		sc.deliveries = append(sc.deliveries, Delivery{Route: rt, Message: msg})
+	}
+	var d Deliverer
+	if owner != nil {
+		s.mu.RLock()
+		d = s.owners[string(owner)]
+		s.mu.RUnlock()
+		if _, inline := d.(InlineDeliverer); !inline {
+			return 0, nil, false
 		}
 	}
 	var accepted int
