@@ -2,8 +2,6 @@ package dist
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 )
@@ -106,69 +104,8 @@ func TestServicePubInline(t *testing.T) {
 // and through the lanes otherwise (as the mqtt frontend does) still have
 // each message arrive, and complete, in publish order.
 func TestServicePubInlineOrder(t *testing.T) {
-	w := openWorker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	svc, err := NewService(w, ServiceOptions{Lanes: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	o := &order{last: map[string]int{}}
-	svc.Register("n", inlineOrder{o})
-	if _, err := svc.AddRoute(ctx, Route{Tenant: "t", Filter: "p/#", Kind: Normal, Receiver: ReceiverID("n", nil)}, 1); err != nil {
-		t.Fatal(err)
-	}
 	const publishers, each = 8, 2000
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var bad error
-	inline := 0
-	for p := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			name := fmt.Sprint("pub", p)
-			var cmu sync.Mutex
-			next := 0
-			complete := func(i, n int, err error) {
-				cmu.Lock()
-				defer cmu.Unlock()
-				if (err != nil || n != 1 || next != i) && bad == nil {
-					mu.Lock()
-					bad = fmt.Errorf("%s: completion %d (n=%d err=%v), want %d", name, i, n, err, next)
-					mu.Unlock()
-				}
-				next++
-			}
-			var all sync.WaitGroup
-			for i := range each {
-				if i%100 == 99 {
-					all.Wait() // let the lanes drain now and then, so some go inline
-				}
-				m := &Message{Topic: "p/" + name, Publisher: name, Payload: []byte{byte(i >> 8), byte(i)}}
-				if n, err, ok := svc.PubInline(ctx, "t", m); ok {
-					complete(i, n, err)
-					mu.Lock()
-					inline++
-					mu.Unlock()
-					continue
-				}
-				all.Add(1)
-				svc.PubAsync("t", m, func(n int, err error) { defer all.Done(); complete(i, n, err) })
-			}
-			all.Wait()
-		}()
-	}
-	wg.Wait()
-	if bad != nil {
-		t.Fatal(bad)
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.bad != nil {
-		t.Fatal(o.bad)
-	}
+	inline := publishOrdered(t, inlineOrder{&order{last: map[string]int{}}}, publishers, each, true)
 	if inline == 0 || inline == publishers*each {
 		t.Fatalf("%d of %d publishes inline: the test mixes both paths", inline, publishers*each)
 	}
@@ -178,3 +115,11 @@ func TestServicePubInlineOrder(t *testing.T) {
 type inlineOrder struct{ *order }
 
 func (inlineOrder) DeliversInline() {}
+
+// orderOf returns the order recorder behind d.
+func orderOf(d Deliverer) *order {
+	if io, ok := d.(inlineOrder); ok {
+		return io.order
+	}
+	return d.(*order)
+}

@@ -219,6 +219,26 @@ func (o *order) Deliver(_ context.Context, batch []Delivery) []Result {
 // asynchronously; each publisher's messages arrive in order and complete
 // in order, and the lanes batch them.
 func TestServicePubOrderAndBatching(t *testing.T) {
+	o := &order{last: map[string]int{}}
+	publishOrdered(t, o, 16, 500, false)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.most < 2 {
+		t.Fatalf("no batching: %d Deliver calls, at most %d deliveries each", o.batches, o.most)
+	}
+	t.Logf("%d messages in %d Deliver calls (largest %d)", 16*500, o.batches, o.most)
+}
+
+// publishOrdered has publishers publish each messages concurrently
+// through a two-lane service to deliverer d, which records into o, and
+// checks that each publisher's messages arrive in order and complete in
+// order. With tryInline a publisher first tries PubInline (as the mqtt
+// frontend does) and pauses every 100 messages until its publishes have
+// completed, so that both paths are taken. It returns how many publishes
+// went inline.
+func publishOrdered(t *testing.T, d Deliverer, publishers, each int, tryInline bool) int {
+	t.Helper()
+	o := orderOf(d)
 	w := openWorker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -227,41 +247,52 @@ func TestServicePubOrderAndBatching(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	o := &order{last: map[string]int{}}
-	svc.Register("n", o)
+	svc.Register("n", d)
 	if _, err := svc.AddRoute(ctx, Route{Tenant: "t", Filter: "p/#", Kind: Normal, Receiver: ReceiverID("n", nil)}, 1); err != nil {
 		t.Fatal(err)
 	}
-	const publishers, each = 16, 500
 	var wg sync.WaitGroup
-	var completionErr error
-	var emu sync.Mutex
-	for p := 0; p < publishers; p++ {
+	var mu sync.Mutex // guards bad, inline and each publisher's next
+	var bad error
+	inline := 0
+	for p := range publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			name := fmt.Sprint("pub", p)
 			next := 0
+			complete := func(i, n int, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if (err != nil || n != 1 || next != i) && bad == nil {
+					bad = fmt.Errorf("%s: completion %d (n=%d err=%v), want %d", name, i, n, err, next)
+				}
+				next++
+			}
 			var all sync.WaitGroup
-			for i := 0; i < each; i++ {
+			for i := range each {
+				m := &Message{Topic: "p/" + name, Publisher: name, Payload: []byte{byte(i >> 8), byte(i)}}
+				if tryInline {
+					if i%100 == 99 {
+						all.Wait() // let the lanes drain now and then, so some go inline
+					}
+					if n, err, ok := svc.PubInline(ctx, "t", m); ok {
+						complete(i, n, err)
+						mu.Lock()
+						inline++
+						mu.Unlock()
+						continue
+					}
+				}
 				all.Add(1)
-				svc.PubAsync("t", &Message{Topic: "p/" + name, Publisher: name, Payload: []byte{byte(i >> 8), byte(i)}},
-					func(n int, err error) {
-						defer all.Done()
-						emu.Lock()
-						defer emu.Unlock()
-						if (err != nil || n != 1 || next != i) && completionErr == nil {
-							completionErr = fmt.Errorf("%s: completion %d (n=%d err=%v), want %d", name, i, n, err, next)
-						}
-						next++
-					})
+				svc.PubAsync("t", m, func(n int, err error) { defer all.Done(); complete(i, n, err) })
 			}
 			all.Wait()
 		}()
 	}
 	wg.Wait()
-	if completionErr != nil {
-		t.Fatal(completionErr)
+	if bad != nil {
+		t.Fatal(bad)
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -271,10 +302,7 @@ func TestServicePubOrderAndBatching(t *testing.T) {
 	if len(o.last) != publishers {
 		t.Fatalf("heard from %d publishers", len(o.last))
 	}
-	if o.most < 2 {
-		t.Fatalf("no batching: %d Deliver calls, at most %d deliveries each", o.batches, o.most)
-	}
-	t.Logf("%d messages in %d Deliver calls (largest %d)", publishers*each, o.batches, o.most)
+	return inline
 }
 
 func TestServiceCloseCompletesQueued(t *testing.T) {
