@@ -111,9 +111,13 @@ func newConn(s *Server, nc net.Conn, kind ListenerKind, over bool) *conn {
 //
 // An outbox that other readers feed as well (a fan-in: many publishers,
 // one subscriber) is written after a yield, so that the readers already
-// runnable add their messages first and one write carries them all; it is
-// written first, as the subscribers are waiting on it.
+// runnable add their messages first and one write carries them all; while
+// such a write is pending, other readers yield before their own writes,
+// so the subscribers' messages go out before the publishers' acks.
 func (c *conn) flushOut() {
+	if len(c.touched) == 0 {
+		return
+	}
 	shared := false
 	for _, o := range c.touched {
 		if o.multiSource.Load() {
@@ -122,6 +126,7 @@ func (c *conn) flushOut() {
 		}
 	}
 	if shared {
+		c.s.sharedFlushes.Add(1)
 		runtime.Gosched()
 		for i, o := range c.touched {
 			if o.multiSource.Load() {
@@ -129,6 +134,9 @@ func (c *conn) flushOut() {
 				c.touched[i] = nil
 			}
 		}
+		c.s.sharedFlushes.Add(-1)
+	} else if c.s.sharedFlushes.Load() > 0 {
+		runtime.Gosched()
 	}
 	for i, o := range c.touched {
 		if o != nil {

@@ -50,6 +50,9 @@ type Server struct {
 	closeOnce sync.Once
 	inPubs    sync.Pool     // *inPub, recycled per QoS 1/2 publish
 	connSeq   atomic.Uint64 // numbers the connections
+	// Readers holding a fan-in outbox's write until after a yield (see
+	// conn.flushOut).
+	sharedFlushes atomic.Int64
 }
 
 type listener struct {
