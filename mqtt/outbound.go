@@ -56,8 +56,11 @@ type outbox struct {
 	leftover  []byte // encoded bytes a flush could not write at once: the sender writes them first
 
 	// Readers feeding this outbox (see conn.flushOut): the last one's
-	// connection number, and whether the last two differed.
+	// connection number and when it did, and whether the last two were
+	// different readers within fanInWindow (a burst from several
+	// publishers, which one write can serve).
 	lastSource  uint64
+	lastOffer   int64 // unix ns
 	multiSource atomic.Bool
 
 	slow bool          // the queue stayed full through a wait: drop at once until it drains to half
@@ -173,8 +176,9 @@ func (o *outbox) offer(t target, mayWait bool, rd *conn) <-chan struct{} {
 	}
 	s.metrics.queuedBytes.Add(float64(size))
 	if rd != nil {
-		o.multiSource.Store(o.lastSource != 0 && o.lastSource != rd.seq)
-		o.lastSource = rd.seq
+		now := time.Now().UnixNano()
+		o.multiSource.Store(o.lastSource != 0 && o.lastSource != rd.seq && now-o.lastOffer < int64(fanInWindow))
+		o.lastSource, o.lastOffer = rd.seq, now
 	}
 	o.startLocked(rd)
 	o.mu.Unlock()
@@ -190,6 +194,10 @@ func (o *outbox) pushAck(a ack, rd *conn) {
 	}
 	o.mu.Unlock()
 }
+
+// fanInWindow is how close two readers' messages for one outbox must be
+// for the outbox to count as fed by several at once (see conn.flushOut).
+const fanInWindow = 200 * time.Microsecond
 
 // maxTouched bounds a reader's flush list; outboxes over it get sender
 // goroutines (a wide fan-out is written in parallel with the reading).
