@@ -63,8 +63,9 @@ type outbox struct {
 	lastOffer   int64 // unix ns
 	multiSource atomic.Bool
 
-	slow bool          // the queue stayed full through a wait: drop at once until it drains to half
-	room chan struct{} // closed when the queue has room again; nil when nobody waits
+	taken atomic.Uint64 // messages taken from the queue for sending, ever: a waiter's sign of progress
+	slow  bool          // the queue stayed full through a wait: drop at once until it drains to half
+	room  chan struct{} // closed when the queue has room again; nil when nobody waits
 }
 
 // inflight is a QoS 1 or 2 message sent and not yet fully acknowledged.
@@ -618,6 +619,7 @@ func (o *outbox) takeLocked(acks []ack, batch []sending) ([]ack, []sending) {
 		}
 		o.head++
 	}
+	o.taken.Add(uint64(o.head - first))
 	o.releaseLocked(o.queue[first:o.head])
 	clear(o.queue[first:o.head])
 	o.signalRoomLocked()

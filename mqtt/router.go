@@ -339,10 +339,18 @@ func (x *localIndex) Deliver(ctx context.Context, batch []dist.Delivery) []dist.
 		for i, j := range sc.waiting {
 			t := &sc.copies[j]
 			room := sc.rooms[i]
+			progress := t.c.out.taken.Load()
 			for room != nil {
 				wait := time.Until(deadline)
 				if wait <= 0 {
-					t.c.out.enqueue(*t) // still full: the session is slow
+					if p := t.c.out.taken.Load(); p != progress {
+						// The session is draining, only slower than its
+						// publishers: they keep waiting (several readers
+						// may wait on one session at once).
+						progress, deadline = p, time.Now().Add(roomWait)
+						continue
+					}
+					t.c.out.enqueue(*t) // no progress through a whole wait: the session is slow
 					break
 				}
 				timer.Reset(wait)
