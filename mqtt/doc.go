@@ -91,10 +91,10 @@
 // §4.4 allows resending only on reconnect with a kept session: the inbox
 // issue); those unacknowledged when a transient session ends end with it.
 //
-// A full session queue first makes the delivery batch wait briefly for
-// room (so publishers slow down to what subscribers take); a session still
-// full after that is marked slow and its new messages are dropped until it
-// drains to half.
+// A full session queue makes the delivery wait for room (so publishers
+// slow down to what subscribers take) for as long as the session keeps
+// draining; a session that takes nothing through a whole wait (100 ms) is
+// marked slow and its new messages are dropped until it drains to half.
 //
 // A will is published when the connection ends without a normal
 // DISCONNECT (or with v5 reason 0x04): immediately for a transient

@@ -224,7 +224,8 @@ type target struct {
 }
 
 // DeliversInline marks the index as a dist.InlineDeliverer: Deliver does
-// no I/O (it queues copies on connections), and waits at most roomWait.
+// no I/O (it queues copies on connections); it waits for a full session
+// while the session drains, and at most roomWait for one that does not.
 func (x *localIndex) DeliversInline() {}
 
 // deliverScratch is one Deliver call's reusable state.
@@ -244,8 +245,8 @@ var deliverScratches = sync.Pool{New: func() any { return new(deliverScratch) }}
 
 // Deliver implements dist.Deliverer: it fans each delivery out to the
 // local subscribers of its route and queues the copies on their sessions.
-// A full session queue gets a short wait for room (see offer), so Deliver
-// returns within about roomWait.
+// A full session queue gets a wait for room (see offer) while it drains;
+// one that takes nothing for roomWait is marked slow.
 func (x *localIndex) Deliver(ctx context.Context, batch []dist.Delivery) []dist.Result {
 	rd := readerOf(ctx) // on a publisher's reader: it writes the copies when it flushes
 	results := make([]dist.Result, len(batch))
@@ -365,7 +366,8 @@ func (x *localIndex) Deliver(ctx context.Context, batch []dist.Delivery) []dist.
 	return results
 }
 
-// roomWait bounds how long a delivery batch waits for full session queues.
+// roomWait is how long a delivery waits for a full session queue that
+// takes nothing before the session is marked slow.
 const roomWait = 100 * time.Millisecond
 
 // pickMember chooses the member of a local share group that gets a
