@@ -170,7 +170,10 @@ func (s *Store) addReplica(ctx context.Context, id uint64, nodeID string, learne
 	if err != nil {
 		return mapRaftErr(err)
 	}
-	return ts.joinReplica(id, rid, learner)
+	if !ts.work(func() { err = ts.joinReplica(id, rid, learner) }) {
+		return fmt.Errorf("basekv: node %s is closing store %q: %w", nodeID, s.name, ErrClosed)
+	}
+	return err
 }
 
 // joinReplica starts a replica that joins range id's existing group.
@@ -209,7 +212,7 @@ func (s *Store) removeReplica(ctx context.Context, id uint64, nodeID string) err
 	}
 	if target := s.node.dir.node(nodeID); target != nil {
 		if ts := target.store(s.name); ts != nil {
-			ts.dropReplica(id)
+			ts.work(func() { ts.dropReplica(id) }) // a closing store keeps its keys: the range is gone from the group
 		}
 	}
 	return nil

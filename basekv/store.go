@@ -89,6 +89,23 @@ func (s *Store) spawn(f func()) bool {
 	return true
 }
 
+// work runs f as work of s on the caller's goroutine (another store's
+// worker acting on s: the replica it adds here or drops): not once s is
+// closing, and s's close waits for it, so s's database stays open while f
+// runs. It reports false, without running f, when s is closing.
+func (s *Store) work(f func()) bool {
+	s.workersMu.Lock()
+	if s.closing {
+		s.workersMu.Unlock()
+		return false
+	}
+	s.wg.Add(1)
+	s.workersMu.Unlock()
+	defer s.wg.Done()
+	f()
+	return true
+}
+
 // Store opens (or creates) store name on the node with coprocessor factory
 // f. A store whose ranges exist nowhere yet is bootstrapped with one range
 // covering the keyspace, once cluster-wide.
