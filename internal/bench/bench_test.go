@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +33,8 @@ func TestMain(m *testing.M) {
 
 // summaryRE is the contract of the summary line.
 var summaryRE = regexp.MustCompile(`^summary scenario=(conn|pub|sub) clients=\d+ connected=\d+ sent=\d+ received=\d+ ` +
-	`errors=\d+ duration_s=\d+\.\d{3} rate=\d+\.\d p50_ms=\d+\.\d{3} p99_ms=\d+\.\d{3}\n$`)
+	`errors=\d+ duration_s=\d+\.\d{3} rate=\d+\.\d p50_ms=\d+\.\d{3} p99_ms=\d+\.\d{3} ` +
+	`p90_ms=\d+\.\d{3} p999_ms=\d+\.\d{3} max_ms=\d+\.\d{3}\n$`)
 
 // result is the outcome of one bench run.
 type result struct {
@@ -104,19 +106,21 @@ func TestAgainstBroker(t *testing.T) {
 	ctx := context.Background()
 
 	for _, tc := range []struct {
-		name string
-		args []string
+		name    string
+		args    []string
+		subArgs []string // the subscriber's only
 	}{
-		{"v5 qos1 tcp", []string{"-V", "5", "-q", "1", "-p", port(mqtt.TCP)}},
-		{"v3 qos1 tcp", []string{"-V", "3", "-q", "1", "-p", port(mqtt.TCP)}},
-		{"v5 qos2 ws", []string{"-V", "5", "-q", "2", "-ws", "-p", port(mqtt.WS)}},
-		{"v3 qos2 tls", []string{"-V", "3", "-q", "2", "-tls", "-cafile", ca, "-p", port(mqtt.TLS)}},
-		{"v5 qos0 wss", []string{"-V", "5", "-q", "0", "-tls", "-ws", "-insecure", "-p", port(mqtt.WSS)}},
+		{"v5 qos1 tcp", []string{"-V", "5", "-q", "1", "-p", port(mqtt.TCP)}, nil},
+		{"v5 qos1 tcp rxtime", []string{"-V", "5", "-q", "1", "-p", port(mqtt.TCP)}, []string{"-rxtime"}},
+		{"v3 qos1 tcp", []string{"-V", "3", "-q", "1", "-p", port(mqtt.TCP)}, nil},
+		{"v5 qos2 ws", []string{"-V", "5", "-q", "2", "-ws", "-p", port(mqtt.WS)}, nil},
+		{"v3 qos2 tls", []string{"-V", "3", "-q", "2", "-tls", "-cafile", ca, "-p", port(mqtt.TLS)}, nil},
+		{"v5 qos0 wss", []string{"-V", "5", "-q", "0", "-tls", "-ws", "-insecure", "-p", port(mqtt.WSS)}, nil},
 	} {
 		t.Run("pub sub "+tc.name, func(t *testing.T) {
 			topic := "e2e/" + strings.ReplaceAll(tc.name, " ", "-") + "/%i"
 			subArgs := append([]string{"sub", "-c", "2", "-t", topic, "-expect", "1000", "-d", "15s", "-quiet",
-				"-i", tc.name + "-sub-"}, tc.args...)
+				"-i", tc.name + "-sub-"}, slices.Concat(tc.args, tc.subArgs)...)
 			pubArgs := append([]string{"pub", "-c", "2", "-t", topic, "-n", "500", "-d", "15s", "-quiet",
 				"-i", tc.name + "-pub-"}, tc.args...)
 			subscribed := make(chan struct{})
@@ -142,9 +146,14 @@ func TestAgainstBroker(t *testing.T) {
 				sub.int(t, "received") != 1000 || sub.int(t, "sent") != 0 || sub.int(t, "errors") != 0 {
 				t.Errorf("sub: exit %d, summary %v, stderr %q", sub.code, sub.summary, sub.stderr)
 			}
-			if sub.float(t, "p50_ms") <= 0 || sub.float(t, "p99_ms") < sub.float(t, "p50_ms") ||
-				sub.float(t, "duration_s") <= 0 || sub.float(t, "rate") <= 0 {
+			if sub.float(t, "p50_ms") <= 0 || sub.float(t, "duration_s") <= 0 || sub.float(t, "rate") <= 0 {
 				t.Errorf("sub: summary %v: want latency, duration and rate > 0", sub.summary)
+			}
+			qs := []string{"p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"}
+			for i := 1; i < len(qs); i++ {
+				if sub.float(t, qs[i]) < sub.float(t, qs[i-1]) {
+					t.Errorf("sub: %s %s below %s %s", qs[i], sub.summary[qs[i]], qs[i-1], sub.summary[qs[i-1]])
+				}
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bifromq-go/bifromq/internal/rawconn"
 	"github.com/bifromq-go/bifromq/mqtt/packet"
 )
 
@@ -45,6 +46,7 @@ type client struct {
 	r     *runner
 	v     packet.Version
 	conn  net.Conn
+	rx    *rawconn.Conn // with -rxtime: reports when the bytes read arrived
 	rd    *packet.Reader
 	st    *clientStats
 	hist  *histogram
@@ -127,7 +129,19 @@ func (r *runner) handshake(conn net.Conn, i int) (*client, string, error) {
 			fmt.Errorf("the server's maximum QoS is %d, -q is %d", props.MaximumQoS, o.qos)
 	}
 
+	var rx *rawconn.Conn
+	if o.rxTime {
+		rc, ok := conn.(*rawconn.Conn)
+		if !ok {
+			return nil, kindConfig, errors.New("-rxtime: the connection is not plain TCP")
+		}
+		if err := rc.StampReads(); err != nil {
+			return nil, kindConfig, err
+		}
+		rx = rc
+	}
 	c := &client{
+		rx:        rx,
 		r:         r,
 		v:         r.v,
 		conn:      conn,
@@ -325,8 +339,14 @@ func (c *client) readLoop() {
 				return
 			}
 			now := time.Now().UnixNano()
+			at := now
+			if c.rx != nil {
+				if rt := c.rx.ReadStamp(); rt != 0 {
+					at = rt // when the message reached the socket
+				}
+			}
 			if len(pub.Payload) >= 8 {
-				c.hist.record((now - int64(binary.BigEndian.Uint64(pub.Payload))) / 1e3)
+				c.hist.record((at - int64(binary.BigEndian.Uint64(pub.Payload))) / 1e3)
 			}
 			c.st.received.Add(1)
 			if c.st.first.Load() == 0 {

@@ -30,13 +30,18 @@
 // Unless -quiet, a progress line per second goes to stderr. At the end one
 // machine-readable line goes to stdout:
 //
-//	summary scenario=sub clients=20 connected=20 sent=0 received=200000 errors=0 duration_s=4.012 rate=49850.2 p50_ms=1.234 p99_ms=5.678
+//	summary scenario=sub clients=20 connected=20 sent=0 received=200000 errors=0 duration_s=4.012 rate=49850.2 p50_ms=1.234 p99_ms=5.678 p90_ms=2.345 p999_ms=7.890 max_ms=9.012
 //
 // connected counts the clients whose CONNECT succeeded. duration_s runs from the first message to the last
 // (pub: sent; sub: received; conn: from the first connect attempt to the last
 // CONNACK); rate is sent (pub), received (sub) or connected (conn) divided by
 // it, 0 when the duration is 0. Percentiles come from a log-bucket histogram
 // with about 1.6% relative error and microsecond resolution.
+//
+// A subscriber's latency runs from the send time in the payload to when the
+// tool has read the message; with -rxtime, to when the message reached the
+// tool's socket (the kernel's receive time, SO_TIMESTAMPNS; Linux, plain
+// TCP), which leaves the tool's own scheduling out of the figure.
 //
 // # Exit codes
 //

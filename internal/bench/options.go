@@ -49,6 +49,7 @@ type options struct {
 	insecure    bool
 	path        string
 	allowRemote bool
+	rxTime      bool
 	quiet       bool
 
 	// ready, when set (by tests), is called once every client has
@@ -106,6 +107,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.path, "path", o.path, "WebSocket `path`")
 	fs.BoolVar(&o.allowRemote, "allow-remote", o.allowRemote, "allow a -h that is not loopback")
 	fs.BoolVar(&o.quiet, "quiet", o.quiet, "no progress lines")
+	fs.BoolVar(&o.rxTime, "rxtime", o.rxTime, "sub: latency up to the kernel's receive time of each message, leaving out the tool's own scheduling (plain TCP on Linux)")
 	return fs
 }
 
@@ -177,6 +179,9 @@ func (o *options) validate() error {
 	if !o.tls && (o.cafile != "" || o.insecure) {
 		bad("-cafile and -insecure need -tls")
 	}
+	if o.rxTime && (o.scenario != scenarioSub || o.tls || o.ws) {
+		bad("-rxtime: only for sub over plain TCP")
+	}
 	if !strings.HasPrefix(o.path, "/") {
 		bad("-path %q: must start with /", o.path)
 	}
@@ -240,7 +245,7 @@ Flags:
 	fmt.Fprintf(w, `
 Without -allow-remote, -h must resolve to loopback addresses only.
 At the end one line goes to stdout:
-  summary scenario=S clients=N connected=N sent=N received=N errors=N duration_s=F rate=F p50_ms=F p99_ms=F
+  summary scenario=S clients=N connected=N sent=N received=N errors=N duration_s=F rate=F p50_ms=F p99_ms=F p90_ms=F p999_ms=F max_ms=F
 Exit codes: 0 ok, 1 a client failed (connect, refusal, lost connection), 2 bad usage.
 `)
 }

@@ -383,9 +383,9 @@ func (r *runner) summarize() int {
 	var all histSnapshot
 	r.snapshot(&all)
 	nerr := r.errs.total()
-	fmt.Fprintf(r.stdout, "summary scenario=%s clients=%d connected=%d sent=%d received=%d errors=%d duration_s=%.3f rate=%.1f p50_ms=%.3f p99_ms=%.3f\n",
+	fmt.Fprintf(r.stdout, "summary scenario=%s clients=%d connected=%d sent=%d received=%d errors=%d duration_s=%.3f rate=%.1f p50_ms=%.3f p99_ms=%.3f p90_ms=%.3f p999_ms=%.3f max_ms=%.3f\n",
 		r.o.scenario, r.o.clients, r.everConn.Load(), sent, received, nerr, dur, rate,
-		all.quantileMS(0.50), all.quantileMS(0.99))
+		all.quantileMS(0.50), all.quantileMS(0.99), all.quantileMS(0.90), all.quantileMS(0.999), all.quantileMS(1))
 	if nerr > 0 {
 		fmt.Fprintf(r.stderr, "bench: errors: %s\n", r.errs)
 		return 1

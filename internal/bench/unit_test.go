@@ -186,6 +186,9 @@ func TestBadUsage(t *testing.T) {
 		{"conn", "-cafile", "ca.pem"},
 		{"conn", "-path", "mqtt"},
 		{"conn", "-tls", "-cafile", "/does/not/exist"},
+		{"pub", "-rxtime"},
+		{"sub", "-rxtime", "-ws"},
+		{"sub", "-rxtime", "-tls", "-insecure"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := Main(context.Background(), args, &stdout, &stderr); code != 2 {

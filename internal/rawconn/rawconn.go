@@ -27,6 +27,9 @@ import (
 type Conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
+
+	stamp     bool  // Read takes receive times (StampReads)
+	lastStamp int64 // receive time of the last Read's bytes; the reader's own
 }
 
 // New wraps c; it fails only when c has no file descriptor.
@@ -48,7 +51,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 	var errno syscall.Errno
 	err := c.rc.Read(func(fd uintptr) bool {
 		for {
-			m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			var m uintptr
+			var e syscall.Errno
+			if c.stamp {
+				var k int
+				k, e = c.recvStamped(fd, p)
+				m = uintptr(k)
+			} else {
+				m, _, e = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			}
 			switch e {
 			case syscall.EINTR:
 				continue
