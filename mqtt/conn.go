@@ -109,41 +109,39 @@ func newConn(s *Server, nc net.Conn, kind ListenerKind, over bool) *conn {
 // calls it before anything that may wait: a read with no whole packet
 // buffered, a store call, a full lane, a wait for queue room.
 //
-// An outbox that other readers feed as well (a fan-in: many publishers,
-// one subscriber) is written after a yield, so that the readers already
-// runnable add their messages first and one write carries them all; while
-// such a write is pending, other readers yield before their own writes,
-// so the subscribers' messages go out before the publishers' acks.
+// It yields first when the list holds the reader's own acknowledgements
+// (a QoS 1/2 publish) or a fan-in outbox (fed by several readers at once):
+// the readers already runnable handle their input before anyone writes,
+// so a subscriber fed by many gets their messages in one write, and a
+// burst's writes reach each peer together (waking it once, not once per
+// message). A QoS 0 copy for a subscriber fed by this reader alone is
+// written at once. The reader's own acknowledgements go last, after one
+// more yield: the other readers' copies for subscribers go out first.
 func (c *conn) flushOut() {
 	if len(c.touched) == 0 {
 		return
 	}
-	shared := false
+	own := false
+	yield := false
 	for _, o := range c.touched {
-		if o.multiSource.Load() {
-			shared = true
-			break
+		if o == &c.out {
+			own = true
 		}
+		yield = yield || o == &c.out || o.fanIn.Load()
 	}
-	if shared {
-		c.s.sharedFlushes.Add(1)
-		runtime.Gosched()
-		for i, o := range c.touched {
-			if o.multiSource.Load() {
-				o.flush()
-				c.touched[i] = nil
-			}
-		}
-		c.s.sharedFlushes.Add(-1)
-	} else if c.s.sharedFlushes.Load() > 0 {
+	if yield {
 		runtime.Gosched()
 	}
-	for i, o := range c.touched {
-		if o != nil {
+	for _, o := range c.touched {
+		if o != &c.out {
 			o.flush()
-			c.touched[i] = nil
 		}
 	}
+	if own {
+		runtime.Gosched()
+		c.out.flush()
+	}
+	clear(c.touched)
 	c.touched = c.touched[:0]
 }
 

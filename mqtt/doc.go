@@ -56,6 +56,9 @@
 // (router.go). A session gets one copy of a message for all its matching
 // non-shared subscriptions, at their highest QoS and with every
 // subscription identifier; each shared subscription gets its own copy.
+// A $share group's copy goes to its least busy member on this node (the
+// fewest messages queued or unacknowledged, ties at random), an $oshare
+// group's to the member its publisher hashes to.
 // No-local and retain-as-published apply per subscription; delivered QoS
 // is min(published, granted), and grants are capped by MaximumQoS.
 //
@@ -65,7 +68,11 @@
 // routes, all to this node's transient sessions, an idle lane:
 // Router.PubInline) it does, and the reader itself writes the copies and
 // the acknowledgement before it next waits, without blocking (see
-// Outbound); otherwise the publish goes through dist's lanes. A QoS 2 message is distributed on its first PUBLISH; a resent
+// Outbound): the subscribers' copies first, its acknowledgements after
+// the copies of the other readers with input at that moment (a burst is
+// written together, and a subscriber fed by many publishers gets one
+// write). Otherwise the publish goes through dist's lanes. A QoS 2
+// message is distributed on its first PUBLISH; a resent
 // PUBLISH with the same id before PUBREL is acknowledged, not routed
 // again. QoS 1 messages awaiting dist and QoS 2 awaiting PUBREL count
 // against ReceiveMaximum (v5 over it: DISCONNECT 0x93). A v3 client has

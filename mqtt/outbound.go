@@ -56,16 +56,20 @@ type outbox struct {
 	leftover  []byte // encoded bytes a flush could not write at once: the sender writes them first
 
 	// Readers feeding this outbox (see conn.flushOut): the last one's
-	// connection number and when it did, and whether the last two were
-	// different readers within fanInWindow (a burst from several
-	// publishers, which one write can serve).
-	lastSource  uint64
-	lastOffer   int64 // unix ns
-	multiSource atomic.Bool
+	// connection number and when it did, and whether different readers
+	// have been feeding it with less than fanInWindow between offers (a
+	// burst from several publishers, which one write can serve).
+	lastSource uint64
+	lastOffer  int64 // unix ns
+	fanIn      atomic.Bool
 
 	taken atomic.Uint64 // messages taken from the queue for sending, ever: a waiter's sign of progress
-	slow  bool          // the queue stayed full through a wait: drop at once until it drains to half
-	room  chan struct{} // closed when the queue has room again; nil when nobody waits
+
+	// backlog is how many messages are queued or in flight, kept under mu
+	// and read without it: a shared group sends to its least busy member.
+	backlog atomic.Int32
+	slow    bool          // the queue stayed full through a wait: drop at once until it drains to half
+	room    chan struct{} // closed when the queue has room again; nil when nobody waits
 }
 
 // inflight is a QoS 1 or 2 message sent and not yet fully acknowledged.
@@ -175,10 +179,17 @@ func (o *outbox) offer(t target, mayWait bool, rd *conn) <-chan struct{} {
 	} else {
 		o.qosN++
 	}
+	o.noteBacklogLocked()
 	s.metrics.queuedBytes.Add(float64(size))
 	if rd != nil {
+		// Fanned in while offers from different readers come less than
+		// fanInWindow apart; a pause ends it.
 		now := time.Now().UnixNano()
-		o.multiSource.Store(o.lastSource != 0 && o.lastSource != rd.seq && now-o.lastOffer < int64(fanInWindow))
+		if now-o.lastOffer >= int64(fanInWindow) {
+			o.fanIn.Store(false)
+		} else if o.lastSource != rd.seq {
+			o.fanIn.Store(true)
+		}
 		o.lastSource, o.lastOffer = rd.seq, now
 	}
 	o.startLocked(rd)
@@ -200,9 +211,16 @@ func (o *outbox) pushAck(a ack, rd *conn) {
 // for the outbox to count as fed by several at once (see conn.flushOut).
 const fanInWindow = 200 * time.Microsecond
 
-// maxTouched bounds a reader's flush list; outboxes over it get sender
-// goroutines (a wide fan-out is written in parallel with the reading).
-const maxTouched = 8
+// flushListCap bounds a reader's flush list for a server running on procs
+// Ps; outboxes over it get sender goroutines. With several CPUs those write
+// a wide fan-out in parallel with the reader; with one they would only add
+// goroutine switches, so the reader writes them all.
+func flushListCap(procs int) int {
+	if procs == 1 {
+		return 1024
+	}
+	return 8
+}
 
 // startLocked makes sure what is queued gets written: nothing to do while
 // the write turn is held; a reader handling input (rd, on its goroutine)
@@ -214,7 +232,7 @@ func (o *outbox) startLocked(rd *conn) {
 	}
 	o.running = true
 	o.wg.Add(1)
-	if rd != nil && o.c.raw != nil && o.p == nil && o.bw == nil && len(rd.touched) < maxTouched {
+	if rd != nil && o.c.raw != nil && o.p == nil && o.bw == nil && len(rd.touched) < o.c.s.flushListCap {
 		rd.touched = append(rd.touched, o)
 		return
 	}
@@ -304,6 +322,7 @@ func (o *outbox) acked(t packet.Type, id uint16, code packet.ReasonCode) bool {
 	}
 	if done {
 		delete(o.inflight, id)
+		o.noteBacklogLocked()
 		if f.stored && o.p != nil {
 			o.p.commits = append(o.p.commits, inbox.Pos{Queue: inbox.SendBuffer, Seq: f.seq})
 			o.p.wake = true // the window has room: more may wait in the inbox
@@ -329,6 +348,7 @@ func (o *outbox) close() {
 	o.closed = true
 	o.releaseLocked(o.queue[o.head:])
 	o.queue, o.head, o.acks = nil, 0, nil
+	o.noteBacklogLocked()
 	o.mu.Unlock()
 	o.wg.Wait()
 }
@@ -538,6 +558,7 @@ func (o *outbox) fetch() {
 			}
 		}
 	}
+	o.noteBacklogLocked()
 }
 
 // wakeUp is the inbox's notice that entries were queued.
@@ -620,6 +641,7 @@ func (o *outbox) takeLocked(acks []ack, batch []sending) ([]ack, []sending) {
 		o.head++
 	}
 	o.taken.Add(uint64(o.head - first))
+	o.noteBacklogLocked()
 	o.releaseLocked(o.queue[first:o.head])
 	clear(o.queue[first:o.head])
 	o.signalRoomLocked()
@@ -668,6 +690,7 @@ func (o *outbox) encode(acks []ack, batch []sending) (encoded, error) {
 		if !ok && b.id != 0 {
 			o.mu.Lock()
 			delete(o.inflight, b.id)
+			o.noteBacklogLocked()
 			o.mu.Unlock()
 		}
 		if ok {
@@ -817,3 +840,8 @@ const (
 )
 
 var dropReasons = []string{dropQoS0Queue, dropSessionQueue, dropBudget, dropExpired, dropTooLarge}
+
+// noteBacklogLocked publishes the count of messages queued or in flight.
+func (o *outbox) noteBacklogLocked() {
+	o.backlog.Store(int32(len(o.queue) - o.head + len(o.inflight)))
+}

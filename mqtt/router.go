@@ -3,7 +3,6 @@ package mqtt
 import (
 	"context"
 	"hash/fnv"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -371,20 +370,29 @@ func (x *localIndex) Deliver(ctx context.Context, batch []dist.Delivery) []dist.
 const roomWait = 100 * time.Millisecond
 
 // pickMember chooses the member of a local share group that gets a
-// message: at random for $share, by rendezvous hash of the publisher for
-// $oshare (so one publisher's messages stay with one member).
+// message: for $share the least busy (fewest messages queued or in
+// flight: a slow or stalled member gets less, and a burst spreads over
+// the idle ones), ties at random; for $oshare by rendezvous hash of the
+// publisher (so one publisher's messages stay with one member).
 func pickMember(subs map[*conn]subscription, kind dist.RouteKind, publisher string) (*conn, subscription, bool) {
 	if len(subs) == 0 {
 		return nil, subscription{}, false
 	}
 	if kind == dist.Shared {
-		n := rand.IntN(len(subs))
+		// The least busy member; map order breaks ties at random.
+		var best *conn
+		var bestSub subscription
+		bestLoad := int32(0)
 		for c, s := range subs {
-			if n == 0 {
-				return c, s, true
+			load := c.out.backlog.Load()
+			if best == nil || load < bestLoad {
+				best, bestSub, bestLoad = c, s, load
+				if load == 0 {
+					break
+				}
 			}
-			n--
 		}
+		return best, bestSub, true
 	}
 	var best *conn
 	var bestSub subscription

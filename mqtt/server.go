@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,18 +42,16 @@ type Server struct {
 		conns     map[*conn]struct{}
 		sessions  map[string]*conn // connected sessions by tenant and client id
 	}
-	local     *localIndex
-	events    *eventMetrics
-	instance  string        // this server's run: NodeID and a random suffix
-	queued    atomic.Int64  // bytes of messages waiting in sessions' queues
-	stopping  chan struct{} // closed when Close begins
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	inPubs    sync.Pool     // *inPub, recycled per QoS 1/2 publish
-	connSeq   atomic.Uint64 // numbers the connections
-	// Readers holding a fan-in outbox's write until after a yield (see
-	// conn.flushOut).
-	sharedFlushes atomic.Int64
+	local        *localIndex
+	events       *eventMetrics
+	instance     string        // this server's run: NodeID and a random suffix
+	queued       atomic.Int64  // bytes of messages waiting in sessions' queues
+	stopping     chan struct{} // closed when Close begins
+	wg           sync.WaitGroup
+	closeOnce    sync.Once
+	inPubs       sync.Pool     // *inPub, recycled per QoS 1/2 publish
+	connSeq      atomic.Uint64 // numbers the connections
+	flushListCap int           // outboxes a reader writes itself (see outbox.startLocked)
 }
 
 type listener struct {
@@ -75,6 +74,7 @@ func NewServer(opts Options) (*Server, error) {
 		stopping: make(chan struct{}),
 	}
 	s.inPubs.New = newInPub
+	s.flushListCap = flushListCap(runtime.GOMAXPROCS(0))
 	s.mu.conns = make(map[*conn]struct{})
 	s.mu.sessions = make(map[string]*conn)
 	s.local = newLocalIndex(s)
