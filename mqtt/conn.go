@@ -121,15 +121,12 @@ func (c *conn) flushOut() {
 	if len(c.touched) == 0 {
 		return
 	}
-	own := false
-	yield := false
+	own, fanIn := false, false
 	for _, o := range c.touched {
-		if o == &c.out {
-			own = true
-		}
-		yield = yield || o == &c.out || o.fanIn.Load()
+		own = own || o == &c.out
+		fanIn = fanIn || o.fanIn.Load()
 	}
-	if yield {
+	if own || fanIn {
 		runtime.Gosched()
 	}
 	for _, o := range c.touched {

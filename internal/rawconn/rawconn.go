@@ -29,7 +29,7 @@ type Conn struct {
 	rc syscall.RawConn
 
 	stamp     bool  // Read takes receive times (StampReads)
-	lastStamp int64 // receive time of the last Read's bytes; the reader's own
+	lastStamp int64 // receive time of the last Read's bytes; used by the reading goroutine only
 }
 
 // New wraps c; it fails only when c has no file descriptor.
