@@ -15,7 +15,7 @@ type RouteKind byte
 // Route kinds.
 const (
 	Normal       RouteKind = 1 // every match is delivered
-	Shared       RouteKind = 2 // $share/<group>/<filter>: one random member of the group per message
+	Shared       RouteKind = 2 // $share/<group>/<filter>: one member route of the group per message, at random (a node's frontend then picks among its local members)
 	OrderedShare RouteKind = 3 // $oshare/<group>/<filter>: each publisher pinned to one member
 )
 

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -36,7 +37,11 @@ func TestSharedLeastBusy(t *testing.T) {
 					continue
 				}
 				var p packet.Publish
-				if h.Type != packet.PUBLISH || p.Unpack(h.Flags, body, packet.V5) != nil {
+				if h.Type != packet.PUBLISH {
+					failed <- fmt.Errorf("%s: unexpected %s", id, h.Type)
+					return
+				}
+				if err := p.Unpack(h.Flags, body, packet.V5); err != nil {
 					failed <- err
 					return
 				}
@@ -48,7 +53,7 @@ func TestSharedLeastBusy(t *testing.T) {
 						return
 					}
 					if h, _, err := c.rd.ReadPacket(); err != nil || h.Type != packet.PINGRESP {
-						failed <- err
+						failed <- fmt.Errorf("%s: waiting for PINGRESP: got %s, %v", id, h.Type, err)
 						return
 					}
 				}

@@ -54,9 +54,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 			var m uintptr
 			var e syscall.Errno
 			if c.stamp {
-				var k int
-				k, e = c.recvStamped(fd, p)
-				m = uintptr(k)
+				m, e = c.recvStamped(fd, p)
 			} else {
 				m, _, e = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 			}

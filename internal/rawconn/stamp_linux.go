@@ -36,7 +36,7 @@ func (c *Conn) ReadStamp() int64 { return c.lastStamp }
 
 // recvStamped reads into p with recvmsg and keeps the receive time the
 // kernel attaches (SCM_TIMESTAMPNS); a read without one leaves 0.
-func (c *Conn) recvStamped(fd uintptr, p []byte) (int, syscall.Errno) {
+func (c *Conn) recvStamped(fd uintptr, p []byte) (uintptr, syscall.Errno) {
 	iov := syscall.Iovec{Base: &p[0]}
 	iov.SetLen(len(p))
 	var oob [64]byte
@@ -65,5 +65,5 @@ func (c *Conn) recvStamped(fd uintptr, p []byte) (int, syscall.Errno) {
 		}
 		ctl = ctl[al:]
 	}
-	return int(n), 0
+	return n, 0
 }

@@ -16,4 +16,4 @@ func (c *Conn) StampReads() error {
 // ReadStamp returns 0: receive times are not supported here.
 func (c *Conn) ReadStamp() int64 { return 0 }
 
-func (c *Conn) recvStamped(fd uintptr, p []byte) (int, syscall.Errno) { return 0, syscall.ENOSYS }
+func (c *Conn) recvStamped(fd uintptr, p []byte) (uintptr, syscall.Errno) { return 0, syscall.ENOSYS }
