@@ -21,9 +21,15 @@ type Message struct {
 	// Expires is when the message expires (MQTT 5 Message Expiry
 	// Interval counted from its arrival); zero means never.
 	Expires time.Time
+	// Props are the properties that travel with the message unchanged
+	// (MQTT 5 §3.3.2.3); nil when it has none, as most messages do, so
+	// a Message stays small. dist reads none of them.
+	Props *Props
+}
 
-	// The properties that travel with the message unchanged (MQTT 5
-	// §3.3.2.3): dist reads none of them.
+// Props are a message's MQTT 5 properties that dist carries unchanged.
+// Like its Message, a Props is not modified once handed to Pub.
+type Props struct {
 	PayloadFormat   byte
 	ContentType     string
 	ResponseTopic   string
@@ -31,13 +37,21 @@ type Message struct {
 	User            []packet.UserProperty
 }
 
+// empty reports whether p carries nothing (a message needs no Props).
+func (p *Props) empty() bool {
+	return p.PayloadFormat == 0 && p.ContentType == "" && p.ResponseTopic == "" &&
+		len(p.CorrelationData) == 0 && len(p.User) == 0
+}
+
 // Size is the message's approximate memory footprint in bytes, for queue
 // budgets.
 func (m *Message) Size() int {
-	n := 96 + len(m.Topic) + len(m.Payload) + len(m.Publisher) + len(m.ContentType) +
-		len(m.ResponseTopic) + len(m.CorrelationData)
-	for _, u := range m.User {
-		n += 32 + len(u.Key) + len(u.Value)
+	n := 96 + len(m.Topic) + len(m.Payload) + len(m.Publisher)
+	if p := m.Props; p != nil {
+		n += 80 + len(p.ContentType) + len(p.ResponseTopic) + len(p.CorrelationData)
+		for _, u := range p.User {
+			n += 32 + len(u.Key) + len(u.Value)
+		}
 	}
 	return n
 }
@@ -75,12 +89,16 @@ func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 		exp = m.Expires.UnixMilli()
 	}
 	b = wire.AppendVarint(b, exp)
-	b = append(b, m.PayloadFormat)
-	b = wire.AppendBytes(b, m.ContentType)
-	b = wire.AppendBytes(b, m.ResponseTopic)
-	b = wire.AppendBytes(b, m.CorrelationData)
-	b = wire.AppendUvarint(b, uint64(len(m.User)))
-	for _, u := range m.User {
+	p := m.Props
+	if p == nil {
+		p = &Props{}
+	}
+	b = append(b, p.PayloadFormat)
+	b = wire.AppendBytes(b, p.ContentType)
+	b = wire.AppendBytes(b, p.ResponseTopic)
+	b = wire.AppendBytes(b, p.CorrelationData)
+	b = wire.AppendUvarint(b, uint64(len(p.User)))
+	for _, u := range p.User {
 		b = wire.AppendBytes(b, u.Key)
 		b = wire.AppendBytes(b, u.Value)
 	}
@@ -112,13 +130,17 @@ func (m *Message) decode(d *wire.Decoder, all bool) error {
 	if exp := d.Varint(); exp != 0 {
 		m.Expires = time.UnixMilli(exp)
 	}
-	m.PayloadFormat = d.Byte()
-	m.ContentType = d.String()
-	m.ResponseTopic = d.String()
-	m.CorrelationData = d.Copy()
+	var p Props
+	p.PayloadFormat = d.Byte()
+	p.ContentType = d.String()
+	p.ResponseTopic = d.String()
+	p.CorrelationData = d.Copy()
 	n := d.Count()
 	for i := 0; i < n && d.Err == nil; i++ {
-		m.User = append(m.User, packet.UserProperty{Key: d.String(), Value: d.String()})
+		p.User = append(p.User, packet.UserProperty{Key: d.String(), Value: d.String()})
+	}
+	if !p.empty() {
+		m.Props = &p
 	}
 	var err error
 	if all {

@@ -12,9 +12,10 @@ func TestMessageEncoding(t *testing.T) {
 	for _, m := range []*Message{
 		{Topic: "a"},
 		{Topic: "a/b/c", Payload: []byte("hello"), QoS: 2, Retain: true, Publisher: "c1",
-			Expires: time.UnixMilli(1_800_000_000_123), PayloadFormat: 1, ContentType: "text/plain",
-			ResponseTopic: "r/t", CorrelationData: []byte{0, 1, 2},
-			User: []packet.UserProperty{{Key: "k", Value: "v"}, {Key: "k", Value: "w"}}},
+			Expires: time.UnixMilli(1_800_000_000_123), Props: &Props{PayloadFormat: 1, ContentType: "text/plain",
+				ResponseTopic: "r/t", CorrelationData: []byte{0, 1, 2},
+				User: []packet.UserProperty{{Key: "k", Value: "v"}, {Key: "k", Value: "w"}}}},
+		{Topic: "u", Props: &Props{User: []packet.UserProperty{{Key: "only", Value: "user"}}}},
 	} {
 		b, err := m.MarshalBinary()
 		if err != nil {
@@ -38,7 +39,7 @@ func TestMessageEncoding(t *testing.T) {
 }
 
 func FuzzMessageUnmarshal(f *testing.F) {
-	m := &Message{Topic: "t", Payload: []byte("p"), User: []packet.UserProperty{{Key: "a", Value: "b"}}}
+	m := &Message{Topic: "t", Payload: []byte("p"), Props: &Props{User: []packet.UserProperty{{Key: "a", Value: "b"}}}}
 	b, _ := m.MarshalBinary()
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {

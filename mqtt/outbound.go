@@ -778,9 +778,11 @@ func (o *outbox) appendPublish(buf []byte, b sending, now time.Time) ([]byte, bo
 	var newAlias bool
 	if c.version == packet.V5 {
 		pr := &p.Properties
-		pr.PayloadFormat = m.PayloadFormat
-		pr.ContentType, pr.ResponseTopic, pr.CorrelationData = m.ContentType, m.ResponseTopic, m.CorrelationData
-		pr.User = append(pr.User, m.User...)
+		if mp := m.Props; mp != nil {
+			pr.PayloadFormat = mp.PayloadFormat
+			pr.ContentType, pr.ResponseTopic, pr.CorrelationData = mp.ContentType, mp.ResponseTopic, mp.CorrelationData
+			pr.User = append(pr.User, mp.User...)
+		}
 		pr.SubscriptionIDs = append(pr.SubscriptionIDs, b.t.ids...)
 		if !m.Expires.IsZero() {
 			// The remaining interval, rounded up (MQTT-3.3.2-6).

@@ -254,14 +254,16 @@ func (c *conn) publishWill() {
 // with the message; a Message Expiry Interval counts from arrived. (An
 // interval of 0 is taken as none.)
 func setMessageProps(m *dist.Message, p *packet.Properties, arrived time.Time) {
-	m.PayloadFormat = p.PayloadFormat
-	m.ContentType = p.ContentType
-	m.ResponseTopic = p.ResponseTopic
-	if len(p.CorrelationData) > 0 {
-		m.CorrelationData = append([]byte(nil), p.CorrelationData...)
-	}
-	if len(p.User) > 0 {
-		m.User = append([]packet.UserProperty(nil), p.User...)
+	if p.PayloadFormat != 0 || p.ContentType != "" || p.ResponseTopic != "" ||
+		len(p.CorrelationData) > 0 || len(p.User) > 0 {
+		mp := &dist.Props{PayloadFormat: p.PayloadFormat, ContentType: p.ContentType, ResponseTopic: p.ResponseTopic}
+		if len(p.CorrelationData) > 0 {
+			mp.CorrelationData = append([]byte(nil), p.CorrelationData...)
+		}
+		if len(p.User) > 0 {
+			mp.User = append([]packet.UserProperty(nil), p.User...)
+		}
+		m.Props = mp
 	}
 	if p.MessageExpiry > 0 {
 		m.Expires = arrived.Add(time.Duration(p.MessageExpiry) * time.Second)

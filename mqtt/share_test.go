@@ -45,6 +45,7 @@ func TestSharedLeastBusy(t *testing.T) {
 					failed <- err
 					return
 				}
+				payload := string(p.Payload) // body is the reader's until its next ReadPacket
 				if id == "idle" {
 					ack, _ := packet.Encode(&packet.Puback{PacketID: p.PacketID}, packet.V5)
 					ping, _ := packet.Encode(&packet.Pingreq{}, packet.V5)
@@ -57,7 +58,7 @@ func TestSharedLeastBusy(t *testing.T) {
 						return
 					}
 				}
-				got <- [2]string{id, string(p.Payload)}
+				got <- [2]string{id, payload}
 			}
 		}()
 	}

@@ -37,14 +37,14 @@ func TestRetainReplaceClear(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := openClient(t, openNode(t, t.TempDir(), freeAddr(t)), Options{GCInterval: -1, Registerer: reg})
 	m := msg("a/b", "one")
-	m.ContentType, m.User = "text/plain", nil
+	m.Props = &dist.Props{ContentType: "text/plain"}
 	mustRetain(t, c, "t", m)
 	ms, err := c.Match(testCtx(t), "t", "a/b", 10)
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("%v %v", ms, err)
 	}
 	if got := ms[0]; got.Topic != "a/b" || string(got.Payload) != "one" || !got.Retain || got.QoS != 1 ||
-		got.ContentType != "text/plain" || got.Publisher != "p" {
+		got.Props == nil || got.Props.ContentType != "text/plain" || got.Publisher != "p" {
 		t.Fatalf("got %+v", got)
 	}
 	mustRetain(t, c, "t", msg("a/b", "two"))

@@ -19,6 +19,7 @@ package rawconn
 import (
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -28,8 +29,35 @@ type Conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
 
+	// One read and one write in flight at a time, each with its
+	// arguments and results in the Conn and its callback bound once (in
+	// New): a callback built per call, capturing its variables, would
+	// allocate at every read and write.
+	rmu    sync.Mutex
+	rop    readOp
+	readFn func(fd uintptr) bool
+	wmu    sync.Mutex
+	wop    writeOp
+	wait   func(fd uintptr) bool // Write: until all of wop.p is written
+	once   func(fd uintptr) bool // TryWrite: what the socket takes now
+
 	stamp     bool  // Read takes receive times (StampReads)
 	lastStamp int64 // receive time of the last Read's bytes; used by the reading goroutine only
+}
+
+// readOp is a Read's arguments and results, guarded by Conn.rmu.
+type readOp struct {
+	c     *Conn
+	p     []byte
+	n     int
+	errno syscall.Errno
+}
+
+// writeOp is a Write's or TryWrite's, guarded by Conn.wmu.
+type writeOp struct {
+	p   []byte
+	n   int
+	err error
 }
 
 // New wraps c; it fails only when c has no file descriptor.
@@ -38,7 +66,12 @@ func New(c *net.TCPConn) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{TCPConn: c, rc: rc}, nil
+	conn := &Conn{TCPConn: c, rc: rc}
+	conn.rop.c = conn
+	conn.readFn = conn.rop.read
+	conn.wait = conn.wop.writeAll
+	conn.once = conn.wop.writeOnce
+	return conn, nil
 }
 
 // Read reads what is there, waiting until something is (or the read
@@ -47,30 +80,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n := 0
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			var m uintptr
-			var e syscall.Errno
-			if c.stamp {
-				m, e = c.recvStamped(fd, p)
-			} else {
-				m, _, e = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			}
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait until readable
-			case 0:
-				n = int(m)
-			default:
-				errno = e
-			}
-			return true
-		}
-	})
+	c.rmu.Lock()
+	c.rop.p, c.rop.n, c.rop.errno = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	n, errno := c.rop.n, c.rop.errno
+	c.rop.p = nil
+	c.rmu.Unlock()
 	switch {
 	case err != nil:
 		return 0, err
@@ -82,43 +97,76 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// read is Read's callback: false means nothing to read yet (wait).
+func (op *readOp) read(fd uintptr) bool {
+	p := op.p
+	for {
+		var m uintptr
+		var e syscall.Errno
+		if op.c.stamp {
+			m, e = op.c.recvStamped(fd, p)
+		} else {
+			m, _, e = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		}
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		case 0:
+			op.n = int(m)
+		default:
+			op.errno = e
+		}
+		return true
+	}
+}
+
 // Write writes all of p, waiting for room (until the write deadline).
 func (c *Conn) Write(p []byte) (int, error) {
-	n := 0
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		m, e := writeNow(fd, p[n:])
-		n += m
-		if e != nil {
-			werr = e
-			return true
-		}
-		return n == len(p) // false: wait until writable
-	})
+	c.wmu.Lock()
+	c.wop.p, c.wop.n, c.wop.err = p, 0, nil
+	err := c.rc.Write(c.wait)
+	n := c.wop.n
 	if err == nil {
-		err = werr
+		err = c.wop.err
 	}
-	if err != nil {
-		return n, err
-	}
-	return n, nil
+	c.wop.p, c.wop.err = nil, nil
+	c.wmu.Unlock()
+	return n, err
 }
 
 // TryWrite writes as much of p as the socket takes at once and returns
 // how much that was; n < len(p) with a nil error means the socket is
-// full. It never waits, and must not run concurrently with Write on the
-// same connection (the caller serializes its writers).
+// full. It never waits.
 func (c *Conn) TryWrite(p []byte) (int, error) {
-	n := 0
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		n, werr = writeNow(fd, p)
-		return true // never wait
-	})
+	c.wmu.Lock()
+	c.wop.p, c.wop.n, c.wop.err = p, 0, nil
+	err := c.rc.Write(c.once)
+	n := c.wop.n
 	if err == nil {
-		err = werr
+		err = c.wop.err
 	}
+	c.wop.p, c.wop.err = nil, nil
+	c.wmu.Unlock()
 	return n, err
+}
+
+// writeAll is Write's callback: false means wait until writable.
+func (op *writeOp) writeAll(fd uintptr) bool {
+	m, err := writeNow(fd, op.p[op.n:])
+	op.n += m
+	if err != nil {
+		op.err = err
+		return true
+	}
+	return op.n == len(op.p)
+}
+
+// writeOnce is TryWrite's callback: it never waits.
+func (op *writeOp) writeOnce(fd uintptr) bool {
+	op.n, op.err = writeNow(fd, op.p)
+	return true
 }
 
 // writeNow writes p until it is written or the socket is full.

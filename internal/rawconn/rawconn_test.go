@@ -134,3 +134,52 @@ func TestTryWriteFullSocket(t *testing.T) {
 		t.Fatalf("Write past the deadline: %v", err)
 	}
 }
+
+// TestNoAllocations: a read of data already there, and a write the socket
+// takes, allocate nothing (a broker does one per packet burst).
+func TestNoAllocations(t *testing.T) {
+	c, s := pair(t)
+	msg := []byte("0123456789")
+	const runs = 100 // AllocsPerRun adds one warm-up run
+	if _, err := s.Write(bytes.Repeat(msg, runs+1)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len(msg))
+	reads := testing.AllocsPerRun(runs, func() {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	writes := testing.AllocsPerRun(runs, func() {
+		if n, err := c.TryWrite(msg); n != len(msg) || err != nil {
+			t.Fatalf("TryWrite: %d, %v", n, err)
+		}
+		if n, err := c.Write(msg); n != len(msg) || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+	})
+	if reads != 0 || writes != 0 {
+		t.Errorf("allocations per Read %.1f, per TryWrite+Write %.1f; want 0", reads, writes)
+	}
+	// What was written arrived, in order.
+	got := make([]byte, 2*(runs+1)*len(msg))
+	if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, bytes.Repeat(msg, 2*(runs+1))) {
+		t.Fatalf("peer read %d bytes (%v), not the writes", len(got), err)
+	}
+}
+
+// TestWriteAfterClose: a write on a closed connection reports nothing
+// written, whatever the write before it wrote.
+func TestWriteAfterClose(t *testing.T) {
+	c, _ := pair(t)
+	if n, err := c.TryWrite([]byte("first")); n != 5 || err != nil {
+		t.Fatalf("TryWrite: %d, %v", n, err)
+	}
+	c.Close()
+	if n, err := c.TryWrite([]byte("second")); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("TryWrite after Close: %d, %v; want 0, net.ErrClosed", n, err)
+	}
+	if n, err := c.Write([]byte("third")); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close: %d, %v; want 0, net.ErrClosed", n, err)
+	}
+}

@@ -217,12 +217,19 @@ func appendHeader(dst []byte, t Type, flags byte, remaining int) []byte {
 	return appendVarint(dst, uint32(remaining))
 }
 
-// grow makes room for n more bytes in dst with at most one allocation.
+// grow makes room for n more bytes in dst with at most one allocation:
+// exactly n for an empty dst (one packet encoded alone), else at least
+// double, so a buffer that packets are appended to one by one is
+// reallocated only a logarithmic number of times.
 func grow(dst []byte, n int) []byte {
 	if cap(dst)-len(dst) >= n {
 		return dst
 	}
-	nb := make([]byte, len(dst), len(dst)+n)
+	c := len(dst) + n
+	if len(dst) > 0 {
+		c = max(c, 2*cap(dst))
+	}
+	nb := make([]byte, len(dst), c)
 	copy(nb, dst)
 	return nb
 }
