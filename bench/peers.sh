@@ -9,8 +9,8 @@
 # scenario runs twice per broker: first unpaced, for the maximum
 # throughput; then at half the slowest broker's maximum, for latency
 # percentiles that show the broker rather than a queue: that run is
-# repeated (-r, default 3), the brokers taking turns, and the median p50
-# and p99 are reported, since one run's tail varies by a fifth. Latency runs
+# repeated (-r, default 5), the brokers taking turns, and the median p50
+# and p99 are reported, since one run's tail varies by a fifth or more. Latency runs
 # from the send time in the payload to the kernel's receive time at the
 # subscriber's socket (bench sub -rxtime), so the tool's own scheduling, on
 # the CPU its publishers and subscribers share, stays out of the figures;
@@ -25,7 +25,7 @@ OUT=""
 LATFLAGS="-rxtime"
 LATDESC="to the kernel's receive time at the subscriber"
 ONLY=""
-REPS=3
+REPS=5
 while getopts "an:o:r:s:" opt; do
 	case $opt in
 	a) LATFLAGS="" LATDESC="to when the tool read the message" ;;

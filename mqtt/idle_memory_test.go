@@ -3,13 +3,8 @@
 package mqtt
 
 import (
-	"fmt"
-	"net"
-	"runtime"
 	"testing"
 	"time"
-
-	"github.com/bifromq-go/bifromq/mqtt/packet"
 )
 
 // TestIdleConnectionMemory: an idle connection's goroutine waits with a
@@ -19,38 +14,11 @@ import (
 func TestIdleConnectionMemory(t *testing.T) {
 	const n = 300
 	s := startServer(t, Options{})
-	measure := func() (heap, stack uint64) {
-		runtime.GC()
-		runtime.GC() // the second one shrinks what the first found idle
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapInuse, m.StackInuse
-	}
-	heap0, stack0 := measure()
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		nc, err := net.Dial("tcp", s.Addr(TCP).String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, nc)
-		cp, _ := packet.Encode(&packet.Connect{Version: packet.V311, CleanStart: true, ClientID: fmt.Sprint("idle-", i), KeepAlive: 600}, packet.V311)
-		if _, err := nc.Write(cp); err != nil {
-			t.Fatal(err)
-		}
-		ack := make([]byte, 4)
-		if _, err := nc.Read(ack); err != nil || ack[0] != byte(packet.CONNACK)<<4 {
-			t.Fatalf("connection %d: CONNACK % x, %v", i, ack, err)
-		}
-	}
+	heap0, stack0 := memInUse()
+	dialIdle(t, s, n)
 	time.Sleep(200 * time.Millisecond) // every reader parked
-	heap1, stack1 := measure()
-	perStack := float64(stack1-stack0) / n
+	heap1, stack1 := memInUse()
+	perStack := float64(int64(stack1)-int64(stack0)) / n
 	perHeap := float64(int64(heap1)-int64(heap0)) / n
 	t.Logf("per idle connection: %.0f bytes of stack, %.0f of heap", perStack, perHeap)
 	if perStack > 2304 {
