@@ -10,14 +10,14 @@
 # throughput; then at half the slowest broker's maximum, for latency
 # percentiles that show the broker rather than a queue: that run is
 # repeated (-r, default 5), the brokers taking turns, and the median p50
-# and p99 are reported, since one run's tail varies by a fifth or more. Latency runs
-# from the send time in the payload to the kernel's receive time at the
-# subscriber's socket (bench sub -rxtime), so the tool's own scheduling, on
-# the CPU its publishers and subscribers share, stays out of the figures;
-# -a measures to when the tool has read the message instead. Every broker
-# listens on 127.0.0.1 only. Prints a markdown table: msgs/s (and the
-# ratio to each peer), p50/p99 at the fixed rate, the broker's peak RSS and
-# CPU, and messages lost.
+# and p99 are reported, since one run's tail varies by a fifth or more.
+# Latency runs from the send time in the payload to the kernel's receive
+# time at the subscriber's socket (bench sub -rxtime), so the tool's own
+# scheduling, on the CPU its publishers and subscribers share, stays out
+# of the figures; -a measures to when the tool has read the message
+# instead. Every broker listens on 127.0.0.1 only. Prints a markdown
+# table: msgs/s (and the ratio to each peer), p50/p99 at the fixed rate,
+# the broker's peak RSS and CPU, and messages lost.
 set -euo pipefail
 
 N=20000

@@ -37,8 +37,8 @@ type Props struct {
 	User            []packet.UserProperty
 }
 
-// empty reports whether p carries nothing (a message needs no Props).
-func (p *Props) empty() bool {
+// Empty reports whether p carries nothing: a Message needs no Props then.
+func (p *Props) Empty() bool {
 	return p.PayloadFormat == 0 && p.ContentType == "" && p.ResponseTopic == "" &&
 		len(p.CorrelationData) == 0 && len(p.User) == 0
 }
@@ -73,6 +73,9 @@ const messageVersion = 1
 // ErrBadMessage is wrapped by UnmarshalBinary errors.
 var ErrBadMessage = errors.New("dist: malformed message encoding")
 
+// noProps encodes a Message without Props.
+var noProps Props
+
 // AppendBinary appends m's encoding to b.
 func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, messageVersion)
@@ -91,7 +94,7 @@ func (m *Message) AppendBinary(b []byte) ([]byte, error) {
 	b = wire.AppendVarint(b, exp)
 	p := m.Props
 	if p == nil {
-		p = &Props{}
+		p = &noProps
 	}
 	b = append(b, p.PayloadFormat)
 	b = wire.AppendBytes(b, p.ContentType)
@@ -139,8 +142,9 @@ func (m *Message) decode(d *wire.Decoder, all bool) error {
 	for i := 0; i < n && d.Err == nil; i++ {
 		p.User = append(p.User, packet.UserProperty{Key: d.String(), Value: d.String()})
 	}
-	if !p.empty() {
-		m.Props = &p
+	if !p.Empty() {
+		held := p // p stays on the stack when there is nothing to keep
+		m.Props = &held
 	}
 	var err error
 	if all {

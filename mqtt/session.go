@@ -1,8 +1,10 @@
 package mqtt
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -254,16 +256,15 @@ func (c *conn) publishWill() {
 // with the message; a Message Expiry Interval counts from arrived. (An
 // interval of 0 is taken as none.)
 func setMessageProps(m *dist.Message, p *packet.Properties, arrived time.Time) {
-	if p.PayloadFormat != 0 || p.ContentType != "" || p.ResponseTopic != "" ||
-		len(p.CorrelationData) > 0 || len(p.User) > 0 {
-		mp := &dist.Props{PayloadFormat: p.PayloadFormat, ContentType: p.ContentType, ResponseTopic: p.ResponseTopic}
-		if len(p.CorrelationData) > 0 {
-			mp.CorrelationData = append([]byte(nil), p.CorrelationData...)
-		}
-		if len(p.User) > 0 {
-			mp.User = append([]packet.UserProperty(nil), p.User...)
-		}
-		m.Props = mp
+	// Built on the stack, copied to the heap only when there is something.
+	mp := dist.Props{PayloadFormat: p.PayloadFormat, ContentType: p.ContentType, ResponseTopic: p.ResponseTopic,
+		CorrelationData: p.CorrelationData, User: p.User}
+	if !mp.Empty() {
+		// The packet's slices are the reader's: copy them.
+		mp.CorrelationData = bytes.Clone(mp.CorrelationData)
+		mp.User = slices.Clone(mp.User)
+		held := mp
+		m.Props = &held
 	}
 	if p.MessageExpiry > 0 {
 		m.Expires = arrived.Add(time.Duration(p.MessageExpiry) * time.Second)

@@ -123,26 +123,18 @@ func (op *readOp) read(fd uintptr) bool {
 }
 
 // Write writes all of p, waiting for room (until the write deadline).
-func (c *Conn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	c.wop.p, c.wop.n, c.wop.err = p, 0, nil
-	err := c.rc.Write(c.wait)
-	n := c.wop.n
-	if err == nil {
-		err = c.wop.err
-	}
-	c.wop.p, c.wop.err = nil, nil
-	c.wmu.Unlock()
-	return n, err
-}
+func (c *Conn) Write(p []byte) (int, error) { return c.write(p, c.wait) }
 
 // TryWrite writes as much of p as the socket takes at once and returns
 // how much that was; n < len(p) with a nil error means the socket is
 // full. It never waits.
-func (c *Conn) TryWrite(p []byte) (int, error) {
+func (c *Conn) TryWrite(p []byte) (int, error) { return c.write(p, c.once) }
+
+// write runs f, Write's or TryWrite's callback, on p.
+func (c *Conn) write(p []byte, f func(fd uintptr) bool) (int, error) {
 	c.wmu.Lock()
 	c.wop.p, c.wop.n, c.wop.err = p, 0, nil
-	err := c.rc.Write(c.once)
+	err := c.rc.Write(f)
 	n := c.wop.n
 	if err == nil {
 		err = c.wop.err
