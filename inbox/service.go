@@ -26,8 +26,19 @@ type Router interface {
 	PubAsync(tenant string, msg *dist.Message, done func(int, error))
 }
 
+// Retainer keeps retained messages: a delayed will with RETAIN is stored
+// as its topic's retained message before it is published
+// (MQTT-3.1.2-17). retain.Client implements it. Safe for concurrent use.
+type Retainer interface {
+	Retain(ctx context.Context, tenant string, msg *dist.Message) error
+}
+
 // ServiceOptions configure a Service; zero values take the defaults.
 type ServiceOptions struct {
+	// Retain stores the delayed wills published with RETAIN; nil when
+	// the broker keeps no retained messages (such a will is published
+	// only).
+	Retain Retainer
 	// ExpiryInterval is how often the expiry scan runs (session expiry
 	// and delayed wills fire within it). Default 1s.
 	ExpiryInterval time.Duration
@@ -253,6 +264,13 @@ func (s *Service) handleExpired(e Expired) {
 	if e.Will != nil {
 		s.m.wills.Inc()
 		m := e.Will.Message
+		if m.Retain && s.opts.Retain != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+			if err := s.opts.Retain.Retain(ctx, e.Tenant, m); err != nil {
+				s.opts.Logger.Warn("storing a delayed will as retained", "tenant", e.Tenant, "inbox", e.ID, "topic", m.Topic, "err", err)
+			}
+			cancel()
+		}
 		s.router.PubAsync(e.Tenant, m, func(_ int, err error) {
 			if err != nil && !errors.Is(err, dist.ErrClosed) {
 				s.opts.Logger.Warn("publishing a delayed will", "tenant", e.Tenant, "inbox", e.ID, "err", err)

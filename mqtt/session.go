@@ -231,10 +231,12 @@ func (c *conn) newWill(w *packet.Will) *will {
 	return wl
 }
 
-// publishWill sends the will when the connection ended without a normal
-// DISCONNECT. The will delay is not kept yet: a transient session ends
-// with its connection, and the will is due at min(delay, session expiry
-// = 0), that is now (MQTT-3.1.3-9). Message expiry counts from now.
+// publishWill sends the will now: the connection ended without a normal
+// DISCONNECT and the will is due at once (a transient session ends with
+// its connection, so min(will delay, session expiry 0) is now,
+// MQTT-3.1.3-9; a persistent session's delayed will is kept by the inbox
+// instead). A will with RETAIN is first stored as its topic's retained
+// message (MQTT-3.1.2-17). Message expiry counts from now.
 func (c *conn) publishWill() {
 	if c.will == nil {
 		return
@@ -245,6 +247,7 @@ func (c *conn) publishWill() {
 	}
 	c.will = nil
 	c.s.metrics.willsPublished.Inc()
+	c.storeRetained(m) // logs a failure; the will is published either way
 	c.s.opts.Router.PubAsync(c.tenant, m, func(_ int, err error) {
 		if err != nil && !errors.Is(err, dist.ErrClosed) {
 			c.s.log.Warn("publishing a will", "client_id", c.clientID, "topic", m.Topic, "err", err)

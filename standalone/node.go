@@ -166,13 +166,13 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("standalone: opening the %s store: %w", inbox.StoreName, err)
 	}
-	if n.inbox, err = inbox.NewService(inboxes, n.dist, inbox.ServiceOptions{Logger: n.log, Registerer: reg}); err != nil {
-		return fmt.Errorf("standalone: inbox service: %w", err)
-	}
-	n.dist.Register(inbox.DelivererName, n.inbox)
 	if n.retain, err = retain.OpenOptions(n.kv, retain.Options{Logger: n.log, Registerer: reg}); err != nil {
 		return fmt.Errorf("standalone: opening the %s store: %w", retain.StoreName, err)
 	}
+	if n.inbox, err = inbox.NewService(inboxes, n.dist, inbox.ServiceOptions{Retain: n.retain, Logger: n.log, Registerer: reg}); err != nil {
+		return fmt.Errorf("standalone: inbox service: %w", err)
+	}
+	n.dist.Register(inbox.DelivererName, n.inbox)
 
 	mo := n.cfg.MQTTOptions()
 	if mo.Auth, err = n.cfg.AuthProvider(); err != nil {
@@ -292,14 +292,15 @@ func (n *Node) stop() error {
 			errs = append(errs, fmt.Errorf("standalone: closing api server: %w", err))
 		}
 	}
-	if n.retain != nil {
-		if err := n.retain.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("standalone: closing retain: %w", err))
-		}
-	}
 	if n.inbox != nil {
 		if err := n.inbox.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("standalone: closing inbox: %w", err))
+		}
+	}
+	// After the inbox service: it stores delayed wills with RETAIN.
+	if n.retain != nil {
+		if err := n.retain.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("standalone: closing retain: %w", err))
 		}
 	}
 	if n.dist != nil {

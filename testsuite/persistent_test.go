@@ -96,9 +96,7 @@ func dialSession(t *testing.T, n *standalone.Node, v5 bool, id string, clean boo
 	if clean {
 		flags |= 0x02
 	}
-	if will != nil {
-		flags |= 0x04 | will.qos<<3
-	}
+	flags |= will.connectFlags()
 	body := append(mstr("MQTT"), level, flags, 0, 30)
 	if v5 {
 		var props []byte

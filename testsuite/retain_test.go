@@ -12,6 +12,9 @@ import (
 // payload and QoS.
 func wantRetained(t *testing.T, who string, m *paho.Publish, topic, payload string, qos byte) {
 	t.Helper()
+	if m == nil {
+		t.Fatalf("%s: no message; want retained topic %q payload %q", who, topic, payload)
+	}
 	if m.Topic != topic || string(m.Payload) != payload || m.QoS != qos || !m.Retain {
 		t.Fatalf("%s: got %s; want retained topic %q payload %q QoS %d", who, show5(m), topic, payload, qos)
 	}
@@ -139,4 +142,44 @@ func TestRetainExpiryLimitRestart(t *testing.T) {
 	s3 := connectV5(t, n, "lsub3", nil)
 	s3.sub(t, paho.SubscribeOptions{Topic: "lim/e", QoS: 1})
 	wantRetained(t, "after restart", s3.next(t), "lim/e", "lim/e", 1)
+}
+
+// TestRetainWill: a will with RETAIN is published as a retained message
+// (MQTT-3.1.2-17): a client subscribing after it gets it on subscribe. A
+// will due at once (transient session) and a delayed one (kept by the
+// inbox until its delay has passed) alike; a will without RETAIN is
+// published only.
+func TestRetainWill(t *testing.T) {
+	n := StartNode(t, NodeConfig(t))
+	live := connectV5(t, n, "rw-live", nil)
+	live.sub(t, paho.SubscribeOptions{Topic: "rw/#", QoS: 1})
+
+	now := dialRaw(t, n, true, "rw-now", &rawWill{topic: "rw/now", payload: "gone now", qos: 1, retain: true}, nil)
+	plain := dialRaw(t, n, true, "rw-plain", &rawWill{topic: "rw/plain", payload: "not kept", qos: 1}, nil)
+	later, _ := dialSession(t, n, true, "rw-later", true, 10,
+		&rawWill{topic: "rw/later", payload: "gone later", qos: 1, retain: true, props: willDelay(1)})
+	now.nc.Close()
+	plain.nc.Close()
+	later.nc.Close()
+	// The live subscriber sees all three (the delayed one about a second
+	// later); each is stored, if at all, before it is published.
+	seen := map[string]bool{}
+	for range 3 {
+		m := live.next(t)
+		seen[m.Topic] = true
+	}
+	if !seen["rw/now"] || !seen["rw/plain"] || !seen["rw/later"] {
+		t.Fatalf("live subscriber got wills %v, want rw/now, rw/plain and rw/later", seen)
+	}
+
+	late := connectV5(t, n, "rw-late", nil)
+	late.sub(t, paho.SubscribeOptions{Topic: "rw/#", QoS: 1})
+	got := map[string]*paho.Publish{}
+	for range 2 {
+		m := late.next(t)
+		got[m.Topic] = m
+	}
+	wantRetained(t, "rw-late", got["rw/now"], "rw/now", "gone now", 1)
+	wantRetained(t, "rw-late", got["rw/later"], "rw/later", "gone later", 1)
+	late.quiet(t, quietFor) // and not rw/plain
 }

@@ -341,7 +341,20 @@ type rawPacket struct {
 type rawWill struct {
 	topic, payload string
 	qos            byte
+	retain         bool
 	props          []byte // v5 will properties, encoded, without their length
+}
+
+// connectFlags are the CONNECT flags that announce w (none for nil).
+func (w *rawWill) connectFlags() byte {
+	if w == nil {
+		return 0
+	}
+	f := 0x04 | w.qos<<3
+	if w.retain {
+		f |= 0x20
+	}
+	return f
 }
 
 type rawSub struct {
@@ -374,9 +387,7 @@ func dialRaw(t *testing.T, n *standalone.Node, v5 bool, id string, will *rawWill
 	if v5 {
 		level = 5
 	}
-	if will != nil {
-		flags |= 0x04 | will.qos<<3
-	}
+	flags |= will.connectFlags()
 	body := append(mstr("MQTT"), level, flags, 0, 30)
 	if v5 {
 		body = append(body, 0) // no properties
