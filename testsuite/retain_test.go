@@ -1,6 +1,8 @@
 package testsuite
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -18,6 +20,17 @@ func wantRetained(t *testing.T, who string, m *paho.Publish, topic, payload stri
 	if m.Topic != topic || string(m.Payload) != payload || m.QoS != qos || !m.Retain {
 		t.Fatalf("%s: got %s; want retained topic %q payload %q QoS %d", who, show5(m), topic, payload, qos)
 	}
+}
+
+// nextByTopic receives n messages on c, by topic (the last of a topic).
+func nextByTopic(t *testing.T, c *v5Client, n int) map[string]*paho.Publish {
+	t.Helper()
+	got := map[string]*paho.Publish{}
+	for range n {
+		m := c.next(t)
+		got[m.Topic] = m
+	}
+	return got
 }
 
 func pubRetained(t *testing.T, c *v5Client, topic string, qos byte, payload string) {
@@ -44,11 +57,7 @@ func TestRetainBasics(t *testing.T) {
 
 	s := connectV5(t, n, "rsub", nil)
 	s.sub(t, paho.SubscribeOptions{Topic: "rb/#", QoS: 1})
-	got := map[string]*paho.Publish{}
-	for range 2 {
-		m := s.next(t)
-		got[m.Topic] = m
-	}
+	got := nextByTopic(t, s, 2)
 	wantRetained(t, "rsub", got["rb/a"], "rb/a", "a1", 1)
 	wantRetained(t, "rsub", got["rb/b/c"], "rb/b/c", "bc", 1) // QoS 2 retained, subscribed at 1
 	s.quiet(t, 300*time.Millisecond)
@@ -163,22 +172,13 @@ func TestRetainWill(t *testing.T) {
 	later.nc.Close()
 	// The live subscriber sees all three (the delayed one about a second
 	// later); each is stored, if at all, before it is published.
-	seen := map[string]bool{}
-	for range 3 {
-		m := live.next(t)
-		seen[m.Topic] = true
-	}
-	if !seen["rw/now"] || !seen["rw/plain"] || !seen["rw/later"] {
-		t.Fatalf("live subscriber got wills %v, want rw/now, rw/plain and rw/later", seen)
+	if seen := nextByTopic(t, live, 3); seen["rw/now"] == nil || seen["rw/plain"] == nil || seen["rw/later"] == nil {
+		t.Fatalf("live subscriber got wills %v, want rw/now, rw/plain and rw/later", slices.Sorted(maps.Keys(seen)))
 	}
 
 	late := connectV5(t, n, "rw-late", nil)
 	late.sub(t, paho.SubscribeOptions{Topic: "rw/#", QoS: 1})
-	got := map[string]*paho.Publish{}
-	for range 2 {
-		m := late.next(t)
-		got[m.Topic] = m
-	}
+	got := nextByTopic(t, late, 2)
 	wantRetained(t, "rw-late", got["rw/now"], "rw/now", "gone now", 1)
 	wantRetained(t, "rw-late", got["rw/later"], "rw/later", "gone later", 1)
 	late.quiet(t, quietFor) // and not rw/plain
