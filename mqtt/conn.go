@@ -262,12 +262,12 @@ func (c *conn) connect() bool {
 		switch {
 		case code == packet.UnsupportedProtocolVersion && (cp.ProtocolName == "MQTT" || cp.ProtocolName == "MQIsdp"):
 			// MQTT-3.1.2-2: answer in the 3.1.1 form with return code 1.
-			c.writeConnack(packet.V311, &packet.Connack{ReasonCode: packet.UnsupportedProtocolVersion})
+			c.write(&packet.Connack{ReasonCode: packet.UnsupportedProtocolVersion}, packet.V311)
 		case cp.Version == packet.V5 && cp.ProtocolName == "MQTT":
 			if code != packet.MalformedPacket && code != packet.TopicNameInvalid {
 				code = packet.ProtocolError
 			}
-			c.writeConnack(packet.V5, &packet.Connack{ReasonCode: code})
+			c.write(&packet.Connack{ReasonCode: code}, packet.V5)
 		}
 		return false
 	}
@@ -317,11 +317,20 @@ func (c *conn) connect() bool {
 	for range min(len(c.qos2In), cap(c.inq)) {
 		c.inq <- struct{}{} // resumed QoS 2 ids hold their slots until PUBREL
 	}
-	if !c.writeConnack(c.version, &ack) {
+	// The CONNACK and the connected mark go together under the write
+	// lock, which shutdown takes to read the mark: it then either finds
+	// the client connected (CONNACK sent, the CONNECT deadline cleared)
+	// and says DISCONNECT, or closes a connection that gets no CONNACK.
+	c.wmu.Lock()
+	err = c.writeLocked(&ack, c.version)
+	if err == nil {
+		c.nc.SetDeadline(time.Time{})
+		c.connected.Store(true)
+	}
+	c.wmu.Unlock()
+	if err != nil {
 		return false
 	}
-	c.connected.Store(true)
-	c.nc.SetDeadline(time.Time{})
 	c.event(EventConnected, "", "")
 	c.startSession()
 	s.log.Debug("client connected", "client_id", c.clientID, "remote", c.remote, "version", c.version, "kind", c.kind)
@@ -526,11 +535,7 @@ func (c *conn) refuse(code packet.ReasonCode, reason string) {
 	if c.version == packet.V5 {
 		ack.Properties.ReasonString = reason
 	}
-	c.writeConnack(c.version, ack)
-}
-
-func (c *conn) writeConnack(v packet.Version, ack *packet.Connack) bool {
-	return c.write(ack, v) == nil
+	c.write(ack, c.version)
 }
 
 // loop reads and handles packets until the connection ends.
@@ -773,6 +778,11 @@ func (c *conn) disconnect(code packet.ReasonCode, reason string) {
 func (c *conn) write(p packet.Packet, v packet.Version) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeLocked(p, v)
+}
+
+// writeLocked is write with the write lock held.
+func (c *conn) writeLocked(p packet.Packet, v packet.Version) error {
 	buf, err := p.Append(c.wbuf[:0], v)
 	if err != nil {
 		c.s.log.Error("encoding a packet", "type", p.Type(), "err", err)
@@ -859,12 +869,15 @@ func (c *conn) shrink(p packet.Packet, v packet.Version) ([]byte, error) {
 // DISCONNECT is not lost to a reset.
 func (c *conn) shutdown(ctx context.Context) {
 	c.stopping.Store(true)
-	if deadline, ok := ctx.Deadline(); ok {
-		c.nc.SetReadDeadline(deadline)
-	}
-	if !c.connected.Load() {
+	c.wmu.Lock() // see connect: not between a CONNACK and its mark
+	connected := c.connected.Load()
+	c.wmu.Unlock()
+	if !connected {
 		c.nc.Close()
 		return
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		c.nc.SetReadDeadline(deadline) // after connect cleared its deadline
 	}
 	c.disconnect(packet.ServerShuttingDown, "server shutting down")
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {

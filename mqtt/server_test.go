@@ -504,6 +504,23 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownRightAfterConnack: a server closing just as a client's
+// CONNACK goes out still says DISCONNECT 0x8B to it (it had closed such a
+// connection without a word when the shutdown came between the CONNACK
+// and the connection's connected mark: within ~20 tries).
+func TestShutdownRightAfterConnack(t *testing.T) {
+	for i := range 50 {
+		s := startServer(t, Options{})
+		c := dial(t, s)
+		c.connect(v5Connect("early", packet.Properties{}))
+		go s.Close()
+		if d, ok := c.read().(*packet.Disconnect); !ok || d.ReasonCode != packet.ServerShuttingDown {
+			t.Fatalf("try %d: got %+v, want DISCONNECT 0x8B", i, d)
+		}
+		c.nc.Close()
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := startServer(t, Options{Registerer: reg})
